@@ -1,0 +1,3 @@
+from mtlrec.cli import main
+
+raise SystemExit(main())

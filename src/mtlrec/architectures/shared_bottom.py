@@ -1,0 +1,36 @@
+"""Shared-Bottom (hard parameter sharing; Caruana, 1997)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mtlrec.architectures.base import Architecture
+from mtlrec.nn import MLP, Tower
+
+
+class SharedBottom(Architecture):
+    """One bottom MLP shared by all tasks, then a tower per task (Caruana, "Multitask Learning", 1997).
+
+    Args:
+        input_dim: D.
+        task_names: the tasks.
+        bottom_hidden_units: shared MLP widths.
+        tower_hidden_units: per-task tower MLP widths.
+        activation, dropout: as in ``MLP``.
+    """
+
+    def __init__(self, input_dim: int, task_names: list[str], bottom_hidden_units: list[int] = (256, 128),
+                 tower_hidden_units: list[int] = (64,), activation: str = "relu", dropout: float = 0.0):
+        super().__init__(task_names)
+        self.bottom = MLP(input_dim, list(bottom_hidden_units), activation, dropout)
+        self.towers = nn.ModuleDict({
+            t: Tower(self.bottom.output_dim(), list(tower_hidden_units), activation, dropout) for t in task_names
+        })
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        shared = self.bottom(x)
+        return {task: self.towers[task](shared) for task in self.task_names}
+
+    def task_modules(self, task: str) -> list[nn.Module]:
+        return [self.towers[task]]

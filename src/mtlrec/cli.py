@@ -1,0 +1,137 @@
+"""Command line: ``mtlrec train | evaluate | predict | summarize | list | schema``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from mtlrec.errors import MtlrecError
+
+log = logging.getLogger("mtlrec")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.quiet)
+    try:
+        return args.handler(args)
+    except MtlrecError as exc:
+        print(f"mtlrec: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mtlrec: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtlrec", description="Multi-task learning for recommender ranking.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train and evaluate a model from a YAML config")
+    train.add_argument("config")
+    train.add_argument("--output", "-o", required=True, help="run directory")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set train.epochs=3 (repeatable)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run in --output")
+    train.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="metrics of a run's best model on a labelled file")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--output", help="also write the metrics to this JSON file")
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = commands.add_parser("predict", help="score a file with a run's best model (one column per task)")
+    predict.add_argument("run_dir")
+    predict.add_argument("--data", required=True)
+    predict.add_argument("--output", "-o", required=True, help=".parquet or .csv")
+    predict.set_defaults(handler=_predict)
+
+    summarize = commands.add_parser("summarize", help="table of several runs' metrics")
+    summarize.add_argument("run_dirs", nargs="+")
+    summarize.add_argument("--split", default="test", choices=["valid", "test"])
+    summarize.add_argument("--output", help="also write PREFIX.csv and PREFIX.md")
+    summarize.set_defaults(handler=_summarize)
+
+    commands.add_parser("list", help="architectures, weightings, losses and metrics").set_defaults(handler=_list)
+    commands.add_parser("schema", help="JSON Schema of the config").set_defaults(handler=_schema)
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mtlrec import api
+    from mtlrec.config import load_config
+
+    config = load_config(args.config, args.set)
+    metrics = api.train(config, args.output, resume=args.resume, overwrite=args.overwrite,
+                        show_progress_bar=False if args.no_progress else None)
+    print(json.dumps(metrics, indent=1))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from mtlrec import api
+    from mtlrec.io import atomic_write
+
+    metrics = api.evaluate_run(args.run_dir, args.data)
+    text = json.dumps(metrics, indent=1)
+    if args.output:
+        atomic_write(args.output, lambda tmp: tmp.write_text(text))
+    print(text)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from mtlrec import api
+
+    rows = api.predict_run(args.run_dir, args.data, args.output)
+    log.info("wrote %d predictions to %s", rows, args.output)
+    return 0
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    from mtlrec import api
+
+    rows = api.summarize(args.run_dirs, args.split)
+    print(api.format_table(rows))
+    if args.output:
+        api.write_summary(rows, args.output)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from mtlrec.architectures import ARCHITECTURES
+    from mtlrec.evaluation import METRICS
+    from mtlrec.losses import LOSSES
+    from mtlrec.weighting import WEIGHTINGS
+
+    for title, registry in (("architectures", ARCHITECTURES), ("weightings", WEIGHTINGS),
+                            ("losses", LOSSES), ("metrics", METRICS)):
+        print(f"{title}:")
+        for name, entry in registry.items():
+            doc = (getattr(entry, "function", entry).__doc__ or "").strip()
+            print(f"  {name:<16} {doc.splitlines()[0] if doc else ''}")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from mtlrec.config import Config
+
+    print(json.dumps(Config.model_json_schema(), indent=1))
+    return 0
+
+
+def _setup_logging(quiet: bool) -> None:
+    logger = logging.getLogger("mtlrec")
+    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        handler.setLevel(logging.WARNING if quiet else logging.INFO)
+        logger.addHandler(handler)

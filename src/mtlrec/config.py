@@ -1,0 +1,310 @@
+"""The YAML configuration: pydantic models, loading, ``--set`` overrides and readable errors.
+
+Unknown keys and wrong types are errors naming the config path (``tasks[1].label.column``).
+Names that refer to registries (architectures, losses, metrics, weightings) are checked by
+:mod:`mtlrec.build`, the only module that looks names up in registries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mtlrec.errors import ConfigError
+
+SplitName = Literal["train", "valid", "test"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CsvOptions(_Strict):
+    """How CSV files are parsed (pyarrow's CSV reader underneath)."""
+
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    header: bool = Field(True, description="The first line holds the column names.")
+    column_names: list[str] | None = Field(
+        None, description="Column names when the file has no header (or to rename the header's)."
+    )
+    null_values: list[str] = Field(
+        default_factory=lambda: ["", "NA", "NaN", "nan", "null", "NULL", "?"],
+        description="Strings read as missing values.",
+    )
+    strip_whitespace: bool = Field(True, description="Strip spaces around string values.")
+    bad_rows: Literal["error", "skip"] = Field(
+        "error", description="Rows with the wrong number of fields: stop with an error, or skip and count."
+    )
+
+
+class SplitOptions(_Strict):
+    """Carve splits out of one file at random (seeded); the source split keeps the remaining rows."""
+
+    source: SplitName
+    fractions: dict[SplitName, float]
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> SplitOptions:
+        if self.source in self.fractions:
+            raise ValueError(f"fractions must not name the source split '{self.source}'")
+        if any(not 0.0 < f < 1.0 for f in self.fractions.values()):
+            raise ValueError("every fraction must be in (0, 1)")
+        if sum(self.fractions.values()) >= 1.0:
+            raise ValueError("fractions must add up to less than 1 (the source split keeps the rest)")
+        return self
+
+
+class DataConfig(_Strict):
+    """Where the data is and how to read it."""
+
+    format: Literal["csv", "parquet"] | None = Field(
+        None, description="File format; inferred from the extension (.csv, .csv.gz, .parquet) when absent."
+    )
+    train: str
+    valid: str | None = None
+    test: str | None = None
+    split: SplitOptions | None = None
+    csv: CsvOptions = Field(default_factory=CsvOptions)
+    read_batch_rows: int = Field(65536, gt=0, description="Rows per record batch read from disk.")
+
+    @model_validator(mode="after")
+    def _check_split(self) -> DataConfig:
+        if self.split is not None:
+            if getattr(self, self.split.source) is None:
+                raise ValueError(f"split.source '{self.split.source}' has no file")
+            for target in self.split.fractions:
+                if getattr(self, target) is not None:
+                    raise ValueError(f"split would overwrite '{target}', which already has a file")
+        return self
+
+
+class CategoricalFeature(_Strict):
+    """An id feature: vocabulary (with min count and an OOV id) or hash buckets, then an embedding."""
+
+    name: str
+    kind: Literal["categorical"]
+    column: str | None = Field(None, description="Source column; defaults to the feature name.")
+    min_count: int = Field(1, ge=1, description="Values seen fewer times in train map to OOV.")
+    max_vocab_size: int | None = Field(None, gt=0, description="Keep only the most frequent values.")
+    hash_buckets: int | None = Field(None, gt=0, description="Hash values into this many buckets.")
+
+    @model_validator(mode="after")
+    def _check(self) -> CategoricalFeature:
+        if self.hash_buckets is not None and (self.min_count != 1 or self.max_vocab_size is not None):
+            raise ValueError("hash_buckets cannot be combined with min_count or max_vocab_size")
+        return self
+
+
+class NumericFeature(_Strict):
+    """A numeric feature: null fill, optional log1p, standardisation, optional bucketisation."""
+
+    name: str
+    kind: Literal["numeric"]
+    column: str | None = Field(None, description="Source column; defaults to the feature name.")
+    fill_value: float | Literal["mean", "median"] = Field("mean", description="Replaces null/NaN.")
+    log1p: bool = Field(False, description="Apply sign(x)*log1p(|x|) (log1p for x >= 0).")
+    standardize: bool = True
+    buckets: int | None = Field(
+        None, ge=2, description="Quantile buckets fitted on train; the feature becomes an embedded id."
+    )
+
+
+Feature = Annotated[CategoricalFeature | NumericFeature, Field(discriminator="kind")]
+
+
+class LabelConfig(_Strict):
+    """How a task's label is read: a binary rule (positive values or threshold) or a number."""
+
+    column: str
+    positive: list[str | int | float] | None = Field(None, description="Values that mean 1.")
+    negative: list[str | int | float] | None = Field(
+        None, description="Values that mean 0; with `positive`, any other value is an error."
+    )
+    threshold: float | None = Field(None, description="label = 1 if value > threshold.")
+
+    @model_validator(mode="after")
+    def _check(self) -> LabelConfig:
+        if self.threshold is not None and (self.positive or self.negative):
+            raise ValueError("use either threshold or positive/negative values, not both")
+        if self.negative is not None and self.positive is None:
+            raise ValueError("negative values need positive values too")
+        return self
+
+
+class TaskConfig(_Strict):
+    """One prediction task: its label, loss, metrics and static weight."""
+
+    name: str
+    label: LabelConfig
+    loss: str = Field("bce", description="A loss from `mtlrec list` (bce, mse, ...).")
+    metrics: list[str] | None = Field(None, description="Defaults: auc+logloss (binary), rmse+mae (regression).")
+    weight: float = Field(1.0, ge=0.0, description="Used by the `fixed` weighting.")
+
+
+class ModelConfig(_Strict):
+    """The architecture and its parameters (validated against its constructor by build)."""
+
+    architecture: str
+    embedding_dim: int = Field(16, gt=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class WeightingConfig(_Strict):
+    name: str = "equal"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class EarlyStoppingConfig(_Strict):
+    metric: str | None = Field(None, description="'task.metric' on the validation split; default: first task's first metric.")
+    patience: int = Field(3, ge=1)
+    min_delta: float = Field(0.0, ge=0.0)
+
+
+class TrainConfig(_Strict):
+    batch_size: int = Field(1024, gt=0)
+    epochs: int = Field(10, gt=0)
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0.0)
+    embedding_lr: float | None = Field(None, gt=0.0, description="Sparse Adam on embeddings; default: lr.")
+    weight_decay: float = Field(0.0, ge=0.0, description="Dense parameters only.")
+    seed: int = 0
+    threads: int | None = Field(None, gt=0, description="torch intra-op threads; default: torch's choice.")
+    eval_batch_size: int = Field(16384, gt=0)
+    early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
+    log_every: int = Field(200, gt=0, description="Steps between plain log lines when not on a TTY.")
+
+
+class Config(_Strict):
+    """The whole run configuration."""
+
+    data: DataConfig
+    features: list[Feature] = Field(min_length=1)
+    tasks: list[TaskConfig] = Field(min_length=1)
+    model: ModelConfig
+    weighting: WeightingConfig = Field(default_factory=WeightingConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        for section, names in (("features", [f.name for f in self.features]), ("tasks", [t.name for t in self.tasks])):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"{section}: duplicate names {duplicates}")
+        return self
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config, apply ``a.b=value`` overrides and validate it.
+
+    Args:
+        path: YAML file. A top-level ``extends: other.yaml`` (relative to this file) is read first
+            and deep-merged under this one.
+        overrides: ``key.path=value`` strings; the value is parsed as YAML (``3``, ``[64, 32]``).
+
+    Raises:
+        ConfigError: unreadable file, bad override, unknown key or wrong type (message names the path).
+    """
+    raw = _read_yaml_with_extends(Path(path), seen=())
+    for override in overrides or []:
+        apply_override(raw, override)
+    return validate_config(raw, source=str(path))
+
+
+def validate_config(raw: Any, source: str = "config") -> Config:
+    """Validate a plain dict as a :class:`Config`, turning pydantic errors into a ConfigError."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"  {_format_location(raw, err['loc'])}: {_clean_message(err)}" for err in exc.errors()]
+        raise ConfigError(f"invalid config {source}:\n" + "\n".join(lines)) from None
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """The config as plain data (for saving the resolved config of a run)."""
+    return config.model_dump(mode="json")
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set ``a.b[0].c=value`` (or ``a.b.0.c=value``) in a nested dict, creating dicts as needed."""
+    key, sep, value_text = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {override!r}: expected KEY=VALUE, e.g. train.epochs=3")
+    try:
+        value = yaml.safe_load(value_text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {override!r}: value is not valid YAML ({exc})") from None
+    parts = [p for p in key.replace("[", ".").replace("]", "").split(".") if p]
+    node: Any = raw
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {override!r}: '{where}' is not an index of a list of {len(node)}")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"--set {override!r}: '{where}' is inside a value that is not a mapping")
+
+
+def _read_yaml_with_extends(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    resolved = path.resolve()
+    if resolved in seen:
+        raise ConfigError(f"{path}: 'extends' forms a cycle")
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must be a mapping at the top level")
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    base = _read_yaml_with_extends(path.parent / str(base_name), seen + (resolved,))
+    return _deep_merge(base, raw)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _format_location(raw: Any, loc: tuple[Any, ...]) -> str:
+    """Render a pydantic location as ``tasks[1].label``, dropping union tags not present in the data."""
+    text, node = "", raw
+    for position, part in enumerate(loc):
+        is_last = position == len(loc) - 1
+        if isinstance(part, int) and isinstance(node, list) and part < len(node):
+            text, node = f"{text}[{part}]", node[part]
+        elif isinstance(part, str) and isinstance(node, dict) and (part in node or is_last):
+            text, node = (f"{text}.{part}" if text else part), node.get(part)
+        elif is_last and isinstance(part, str):
+            text = f"{text}.{part}" if text else part
+    return text or "(top level)"
+
+
+def _clean_message(err: dict[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    message = str(err["msg"])
+    return message.removeprefix("Value error, ")

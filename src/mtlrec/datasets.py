@@ -1,0 +1,101 @@
+"""From files to encoded splits: read (pyarrow), check labels, split at random, fit, encode.
+
+Labels are checked on each file as read, before any split, so errors name the file's data rows.
+Encoders are fitted on the training split only; unseen values elsewhere map to OOV.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from mtlrec.batch import EncodedData
+from mtlrec.errors import DataError
+from mtlrec.features import FeaturePipeline
+from mtlrec.io import CsvFormat, ReadReport, read_table
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class ReadOptions:
+    """How files are read: format (None = from the file name), CSV options, rows per record batch."""
+
+    file_format: str | None = None
+    csv: CsvFormat = CsvFormat()
+    batch_rows: int = 65536
+
+
+@dataclass
+class RandomSplit:
+    """Move seeded random fractions of the ``source`` split's rows into other splits."""
+
+    source: str
+    fractions: dict[str, float]
+    seed: int = 0
+
+
+@dataclass
+class RawSplit:
+    """One split as read: the Arrow table of input columns and its (N, T) labels, if any."""
+
+    table: pa.Table
+    labels: np.ndarray | None
+    source: str
+
+
+def read_split(path: str | Path, pipeline: FeaturePipeline, options: ReadOptions, with_labels: bool) -> RawSplit:
+    """Read one file's input (and label) columns and encode its labels."""
+    report = ReadReport()
+    table = read_table(path, pipeline.column_types(include_labels=with_labels), options.file_format,
+                       options.csv, options.batch_rows, report)
+    if report.skipped_rows:
+        log.warning("%s: skipped %d malformed row(s), e.g. %r", path, report.skipped_rows, report.skipped_examples[0])
+    if table.num_rows == 0:
+        raise DataError(f"{path}: the file has no data rows")
+    labels = pipeline.transform_labels(table, str(path)) if with_labels else None
+    log.info("read %s: %d rows", path, table.num_rows)
+    return RawSplit(table, labels, str(path))
+
+
+def read_splits(files: dict[str, str], pipeline: FeaturePipeline, options: ReadOptions,
+                split: RandomSplit | None = None) -> dict[str, RawSplit]:
+    """Read every configured file, then carve random splits (if any). Keys are split names."""
+    raw = {name: read_split(path, pipeline, options, with_labels=True) for name, path in files.items()}
+    if split is not None:
+        raw.update(random_split(raw.pop(split.source), split, split.source))
+    return raw
+
+
+def random_split(data: RawSplit, split: RandomSplit, source_name: str) -> dict[str, RawSplit]:
+    """Assign rows to splits by a seeded permutation; the source keeps the rows not moved."""
+    rows = data.table.num_rows
+    order = np.random.default_rng(split.seed).permutation(rows)
+    result: dict[str, RawSplit] = {}
+    start = 0
+    for name, fraction in split.fractions.items():
+        count = int(round(fraction * rows))
+        result[name] = _take(data, np.sort(order[start:start + count]), f"{data.source} ({name} part)")
+        start += count
+    result[source_name] = _take(data, np.sort(order[start:]), f"{data.source} ({source_name} part)")
+    for name, part in result.items():
+        if part.table.num_rows == 0:
+            raise DataError(f"{data.source}: the random split leaves '{name}' empty; use larger fractions")
+    return result
+
+
+def encode(raw: RawSplit, pipeline: FeaturePipeline) -> EncodedData:
+    """Encode a split's inputs with a fitted pipeline."""
+    ids, dense = pipeline.transform_features(raw.table, raw.source)
+    return EncodedData.from_numpy(ids, dense, raw.labels, pipeline.task_names)
+
+
+def _take(data: RawSplit, indices: np.ndarray, source: str) -> RawSplit:
+    labels = None if data.labels is None else data.labels[indices]
+    return RawSplit(data.table.take(pa.array(indices)), labels, source)

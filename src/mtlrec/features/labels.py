@@ -1,0 +1,113 @@
+"""Label rules: how a raw column becomes a task's target (binary 0/1 or a regression value).
+
+A label value no rule accepts, and a missing label, are errors that name the file, column, value
+and data row (1-based, header not counted): silently guessing a label would give wrong numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mtlrec.errors import DataError
+from mtlrec.features.numeric import column_to_float
+
+
+class LabelRule:
+    """Base class: ``arrow_type`` is what the column is read as; ``transform`` gives float32 targets."""
+
+    arrow_type: pa.DataType = pa.float64()
+
+    def transform(self, column: pa.ChunkedArray | pa.Array, source: str, column_name: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class BinaryLabel(LabelRule):
+    """Binary target from listed values or a threshold.
+
+    Args:
+        positive: values meaning 1 (compared as text, after stripping). Without ``negative``, every
+            other value means 0.
+        negative: values meaning 0; with it, a value in neither list is an error.
+        threshold: 1 when the numeric value is greater than it, else 0.
+        With none of these, the column must hold 0/1 (or true/false) numbers.
+    """
+
+    def __init__(self, positive: list[Any] | None = None, negative: list[Any] | None = None,
+                 threshold: float | None = None):
+        self.positive = None if positive is None else [_as_text(v) for v in positive]
+        self.negative = None if negative is None else [_as_text(v) for v in negative]
+        self.threshold = threshold
+        self.arrow_type = pa.string() if self.positive is not None else pa.float64()
+
+    def transform(self, column: pa.ChunkedArray | pa.Array, source: str, column_name: str) -> np.ndarray:
+        _reject_missing(column, source, column_name)
+        if self.positive is None:
+            values = column_to_float(column)
+            if self.threshold is not None:
+                return (values > self.threshold).astype(np.float32)
+            _reject_outside(~np.isin(values, (0.0, 1.0)), column, source, column_name,
+                            "is not 0 or 1; set label.positive or label.threshold to binarise it")
+            return values.astype(np.float32)
+        is_positive = pc.is_in(column, value_set=pa.array(self.positive, pa.string())).to_numpy(zero_copy_only=False)
+        if self.negative is not None:
+            is_negative = pc.is_in(column, value_set=pa.array(self.negative, pa.string())).to_numpy(zero_copy_only=False)
+            _reject_outside(~(is_positive | is_negative), column, source, column_name,
+                            f"fits no rule (positive: {self.positive}, negative: {self.negative})")
+        return is_positive.astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "binary", "positive": self.positive, "negative": self.negative, "threshold": self.threshold}
+
+
+class RegressionLabel(LabelRule):
+    """A real-valued target read as is (must be finite)."""
+
+    def transform(self, column: pa.ChunkedArray | pa.Array, source: str, column_name: str) -> np.ndarray:
+        _reject_missing(column, source, column_name)
+        values = column_to_float(column)
+        _reject_outside(~np.isfinite(values), column, source, column_name, "is not a finite number")
+        return values.astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "regression"}
+
+
+def label_rule_from_dict(state: dict[str, Any]) -> LabelRule:
+    if state["kind"] == "regression":
+        return RegressionLabel()
+    return BinaryLabel(state["positive"], state["negative"], state["threshold"])
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def _reject_missing(column: pa.ChunkedArray | pa.Array, source: str, column_name: str) -> None:
+    missing = pc.is_null(column, nan_is_null=True).to_numpy(zero_copy_only=False)
+    count = int(missing.sum())
+    if count:
+        first = int(np.flatnonzero(missing)[0]) + 1
+        raise DataError(
+            f"{source}: label column '{column_name}' has {count} missing value(s), the first at data row {first}. "
+            "Drop those rows or fill the labels."
+        )
+
+
+def _reject_outside(bad: np.ndarray, column: pa.ChunkedArray | pa.Array, source: str, column_name: str,
+                    reason: str) -> None:
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = column[row].as_py()
+        raise DataError(
+            f"{source}: label column '{column_name}' value {value!r} at data row {row + 1} {reason} "
+            f"({int(bad.sum())} row(s) affected)."
+        )

@@ -1,0 +1,257 @@
+"""Read CSV and Parquet files as pyarrow record batches, with errors that name file, line and column.
+
+Only the columns asked for are read, each with the Arrow type the caller wants (categorical columns
+as strings, numeric ones as float64), so no per-row Python runs on this path. Parse and conversion
+errors from pyarrow are turned into :class:`DataError` messages; the slow work of locating the bad
+line happens only on that error path.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from mtlrec.errors import DataError
+
+_NUMBER_PATTERN = r"^\s*[-+]?((\d+\.?\d*)|(\.\d+))([eE][-+]?\d+)?\s*$|^\s*[-+]?(inf|infinity|nan)\s*$"
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """CSV parsing options (mirrors ``config.CsvOptions`` without depending on it)."""
+
+    delimiter: str = ","
+    header: bool = True
+    column_names: tuple[str, ...] | None = None
+    null_values: tuple[str, ...] = ("", "NA", "NaN", "nan", "null", "NULL", "?")
+    strip_whitespace: bool = True
+    bad_rows: str = "error"
+
+
+@dataclass
+class ReadReport:
+    """What a read noticed: rows skipped as malformed (only with ``bad_rows='skip'``)."""
+
+    skipped_rows: int = 0
+    skipped_examples: list[str] = field(default_factory=list)
+
+
+def infer_format(path: str | Path) -> str:
+    """``csv`` or ``parquet`` from the file name (``.csv``, ``.csv.gz``, ``.tsv``, ``.parquet``, ``.pq``)."""
+    name = str(path).lower()
+    for suffix in (".gz", ".bz2", ".zst"):
+        name = name.removesuffix(suffix)
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".tsv", ".txt", ".data", ".test")):
+        return "csv"
+    raise DataError(f"{path}: cannot tell the format from the file name; set data.format to csv or parquet")
+
+
+def iter_record_batches(
+    path: str | Path,
+    columns: dict[str, pa.DataType],
+    file_format: str | None = None,
+    csv_format: CsvFormat | None = None,
+    batch_rows: int = 65536,
+    report: ReadReport | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Stream record batches holding exactly ``columns`` (name → wanted Arrow type), in that order.
+
+    Args:
+        path: CSV (optionally gzip/bz2/zstd-compressed) or Parquet file.
+        columns: the columns to read and the type each must have.
+        file_format: ``csv`` or ``parquet``; inferred from the name when None.
+        csv_format: CSV options.
+        batch_rows: about how many rows per batch.
+        report: filled with counts of skipped malformed rows.
+
+    Raises:
+        DataError: missing file, missing column, malformed row or a value of the wrong type.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    file_format = file_format or infer_format(path)
+    if file_format == "parquet":
+        yield from _iter_parquet(path, columns, batch_rows)
+    else:
+        yield from _iter_csv(path, columns, csv_format or CsvFormat(), batch_rows, report or ReadReport())
+
+
+def read_table(
+    path: str | Path,
+    columns: dict[str, pa.DataType],
+    file_format: str | None = None,
+    csv_format: CsvFormat | None = None,
+    batch_rows: int = 65536,
+    report: ReadReport | None = None,
+) -> pa.Table:
+    """Read a whole file as one table (see :func:`iter_record_batches`)."""
+    schema = pa.schema([(name, dtype) for name, dtype in columns.items()])
+    batches = list(iter_record_batches(path, columns, file_format, csv_format, batch_rows, report))
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def _iter_parquet(path: Path, columns: dict[str, pa.DataType], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    available = parquet.schema_arrow.names
+    _check_columns_present(path, columns, available)
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(columns)):
+        arrays = [_cast_column(path, name, batch.column(name), dtype) for name, dtype in columns.items()]
+        yield pa.RecordBatch.from_arrays(arrays, names=list(columns))
+
+
+def _cast_column(path: Path, name: str, array: pa.Array, dtype: pa.DataType) -> pa.Array:
+    if array.type == dtype:
+        return array
+    if pa.types.is_string(dtype) and not (pa.types.is_integer(array.type) or pa.types.is_string(array.type)
+                                          or pa.types.is_large_string(array.type) or pa.types.is_dictionary(array.type)
+                                          or pa.types.is_boolean(array.type)):
+        raise DataError(f"{path}: column '{name}' has type {array.type}; a categorical column must hold strings or integers")
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    try:
+        return pc.cast(array, dtype)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataError(f"{path}: column '{name}' of type {array.type} cannot be read as {dtype} ({exc})") from None
+
+
+def _iter_csv(
+    path: Path, columns: dict[str, pa.DataType], fmt: CsvFormat, batch_rows: int, report: ReadReport
+) -> Iterator[pa.RecordBatch]:
+    header_names = _csv_header(path, fmt)
+    _check_columns_present(path, columns, header_names)
+    bad_rows: list[str] = []
+
+    def on_invalid_row(row: pa_csv.InvalidRow) -> str:
+        bad_rows.append(row.text)
+        if fmt.bad_rows == "skip":
+            report.skipped_rows += 1
+            if len(report.skipped_examples) < 3:
+                report.skipped_examples.append(row.text)
+            return "skip"
+        return "error"
+
+    read_options = pa_csv.ReadOptions(
+        column_names=list(fmt.column_names) if fmt.column_names else None,
+        skip_rows=1 if (fmt.header and fmt.column_names) else 0,
+        block_size=max(1 << 20, batch_rows * 256),
+    )
+    parse_options = pa_csv.ParseOptions(delimiter=fmt.delimiter, invalid_row_handler=on_invalid_row)
+    convert_options = pa_csv.ConvertOptions(
+        include_columns=list(columns),
+        column_types={name: pa.string() if pa.types.is_string(t) else pa.float64() for name, t in columns.items()},
+        null_values=list(fmt.null_values),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+    try:
+        reader = pa_csv.open_csv(path, read_options=read_options, parse_options=parse_options,
+                                 convert_options=convert_options)
+        for batch in reader:
+            yield _finish_csv_batch(path, batch, columns, fmt)
+    except pa.ArrowInvalid as exc:
+        raise _explain_csv_error(path, str(exc), bad_rows, columns, fmt) from None
+
+
+def _finish_csv_batch(path: Path, batch: pa.RecordBatch, columns: dict[str, pa.DataType], fmt: CsvFormat) -> pa.RecordBatch:
+    arrays = []
+    for name, dtype in columns.items():
+        array = batch.column(name)
+        if pa.types.is_string(dtype) and fmt.strip_whitespace:
+            array = pc.utf8_trim_whitespace(array)
+            array = pc.if_else(pc.is_in(array, value_set=pa.array(list(fmt.null_values), pa.string())), None, array)
+        arrays.append(_cast_column(path, name, array, dtype))
+    return pa.RecordBatch.from_arrays(arrays, names=list(columns))
+
+
+def _csv_header(path: Path, fmt: CsvFormat) -> list[str]:
+    if fmt.column_names:
+        return list(fmt.column_names)
+    first = _first_line(path)
+    fields = first.rstrip("\r\n").split(fmt.delimiter)
+    if not fmt.header:
+        return [f"f{i}" for i in range(len(fields))]
+    return [f.strip().strip('"') for f in fields]
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with _open_text(path) as handle:
+            return handle.readline()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the file ({exc})") from None
+
+
+def _open_text(path: Path):
+    if str(path).endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
+def _check_columns_present(path: Path, columns: dict[str, pa.DataType], available: list[str]) -> None:
+    missing = [name for name in columns if name not in available]
+    if missing:
+        shown = ", ".join(available[:50]) + (" ..." if len(available) > 50 else "")
+        raise DataError(f"{path}: column(s) {', '.join(repr(m) for m in missing)} not found; the file has: {shown}")
+
+
+def _explain_csv_error(
+    path: Path, message: str, bad_rows: list[str], columns: dict[str, pa.DataType], fmt: CsvFormat
+) -> DataError:
+    if bad_rows:
+        line = _find_line_number(path, bad_rows[-1])
+        where = f"line {line}" if line else "a line"
+        return DataError(
+            f"{path}: malformed row at {where}: {message.removeprefix('CSV parse error: ')}. "
+            "Fix the file, or set data.csv.bad_rows: skip to drop such rows (they are counted in the log)."
+        )
+    match = re.search(r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'", message)
+    if match:
+        names = list(fmt.column_names) if fmt.column_names else _csv_header(path, fmt)
+        index = int(match.group(1))
+        column = names[index] if index < len(names) else f"#{index}"
+        line = _find_bad_number_line(path, column, fmt, columns)
+        where = f" at line {line}" if line else ""
+        return DataError(
+            f"{path}: column '{column}' must be numeric but holds {match.group(3)!r}{where}. "
+            "Declare the feature as categorical, or clean the column."
+        )
+    return DataError(f"{path}: cannot parse the CSV file: {message}")
+
+
+def _find_line_number(path: Path, row_text: str) -> int | None:
+    """1-based line of the first line equal to ``row_text`` (error path only)."""
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.rstrip("\r\n") == row_text.rstrip("\r\n"):
+                return number
+    return None
+
+
+def _find_bad_number_line(path: Path, column: str, fmt: CsvFormat, columns: dict[str, pa.DataType]) -> int | None:
+    """Re-read one column as text and return the 1-based file line of its first non-number (error path)."""
+    as_text = dict.fromkeys([column], pa.string())
+    offset = 1 if fmt.header else 0
+    seen = 0
+    text_fmt = CsvFormat(fmt.delimiter, fmt.header, fmt.column_names, fmt.null_values, True, "skip")
+    for batch in _iter_csv(path, as_text, text_fmt, 65536, ReadReport()):
+        values = batch.column(0)
+        ok = pc.or_(pc.is_null(values), pc.match_substring_regex(values, _NUMBER_PATTERN, ignore_case=True))
+        bad = pc.indices_nonzero(pc.invert(pc.fill_null(ok, True)))
+        if len(bad):
+            return seen + bad[0].as_py() + 1 + offset
+        seen += len(values)
+    return None

@@ -1,0 +1,68 @@
+"""The full model: input layer (embeddings + dense) followed by an architecture."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from mtlrec.architectures import Architecture
+from mtlrec.nn import InputLayer
+
+
+class MultiTaskModel(nn.Module):
+    """ids (B, F) and dense (B, Dd) → {task: (B,) logit}.
+
+    Args:
+        input_layer: embeds ids and appends dense inputs → (B, D).
+        architecture: (B, D) → {task: logit}.
+    """
+
+    def __init__(self, input_layer: InputLayer, architecture: Architecture):
+        super().__init__()
+        self.input_layer = input_layer
+        self.architecture = architecture
+        self.task_names = architecture.task_names
+
+    def forward(self, ids: torch.Tensor, dense: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.architecture(self.input_layer(ids, dense))
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        """Embedding tables (updated by the sparse-aware optimizer)."""
+        return [self.input_layer.embedding.weight]
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        """Dense parameters shared by several tasks (embeddings excluded)."""
+        return self.architecture.shared_parameters()
+
+    def architectures(self) -> list[Architecture]:
+        return [self.architecture]
+
+
+class IndependentTaskModels(nn.Module):
+    """T single-task models side by side, each with its own embeddings: the single-task baseline.
+
+    Args:
+        models: {task: a MultiTaskModel predicting that task only}.
+    """
+
+    def __init__(self, models: dict[str, MultiTaskModel]):
+        super().__init__()
+        self.models = nn.ModuleDict(models)
+        self.task_names = list(models)
+
+    def forward(self, ids: torch.Tensor, dense: torch.Tensor) -> dict[str, torch.Tensor]:
+        outputs: dict[str, torch.Tensor] = {}
+        for model in self.models.values():
+            outputs.update(model(ids, dense))
+        return outputs
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        return [p for model in self.models.values() for p in model.embedding_parameters()]
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        return iter(())
+
+    def architectures(self) -> list[Architecture]:
+        return [model.architecture for model in self.models.values()]

@@ -1,0 +1,160 @@
+"""The training loop: epochs of short train steps, validation, early stopping, checkpoints, resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from mtlrec.batch import Batch, EncodedData
+from mtlrec.evaluation import evaluate
+from mtlrec.io import atomic_write
+from mtlrec.losses import Loss, task_losses
+from mtlrec.run_files import RunFiles
+from mtlrec.training.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from mtlrec.training.early_stopping import EarlyStopping
+from mtlrec.training.optim import CompositeOptimizer
+from mtlrec.training.progress import EpochProgress
+from mtlrec.weighting import WeightingStrategy
+
+log = logging.getLogger("mtlrec.train")
+
+
+@dataclass
+class TrainSettings:
+    """Loop settings. ``selection`` is the validation (task, metric) used for early stopping/model selection."""
+
+    epochs: int
+    batch_size: int
+    seed: int
+    eval_batch_size: int = 16384
+    log_every: int = 200
+    selection: tuple[str, str] | None = None
+    patience: int | None = None
+    min_delta: float = 0.0
+    higher_is_better: bool = True
+    show_progress_bar: bool | None = None
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_value: float | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trainer:
+    """Trains a multi-task model.
+
+    Args:
+        model: ids, dense → {task: logit}.
+        losses: {task: loss}, in task order.
+        strategy: the weighting strategy (combines the loss vector, or shapes gradients).
+        optimizer: steps every parameter group (dense, sparse embeddings, strategy).
+        metric_names: {task: metric names} computed on validation each epoch.
+        settings: loop settings.
+        files: the run directory (checkpoints, best weights, history).
+    """
+
+    def __init__(self, model: nn.Module, losses: dict[str, Loss], strategy: WeightingStrategy,
+                 optimizer: CompositeOptimizer, metric_names: dict[str, list[str]], settings: TrainSettings,
+                 files: RunFiles):
+        self.model, self.losses, self.strategy, self.optimizer = model, losses, strategy, optimizer
+        self.metric_names, self.settings, self.files = metric_names, settings, files
+        self.shared_parameters = list(model.shared_parameters())
+        patience = settings.patience if settings.selection else None
+        self.stopper = EarlyStopping(settings.higher_is_better, patience or settings.epochs + 1, settings.min_delta)
+        self.history: list[dict[str, Any]] = []
+
+    def train_step(self, batch: Batch) -> torch.Tensor:
+        """One optimisation step; returns the detached loss vector (T,)."""
+        logits = self.model(batch.ids, batch.dense)
+        losses = task_losses(logits, batch.labels, self.losses)
+        self.optimizer.zero_grad()
+        self.strategy.backward(losses, self.shared_parameters)
+        self.optimizer.step()
+        return losses.detach()
+
+    def train_epoch(self, data: EncodedData, epoch: int) -> tuple[torch.Tensor, float]:
+        """One pass in a seeded random order; returns mean losses (T,) and samples/s."""
+        self.model.train()
+        generator = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
+        steps = math.ceil(len(data) / self.settings.batch_size)
+        progress = EpochProgress(epoch, self.settings.epochs, steps, self.settings.log_every,
+                                 self.settings.show_progress_bar)
+        total = torch.zeros(len(self.losses))
+        for batch in data.batches(self.settings.batch_size, shuffle=True, generator=generator):
+            losses = self.train_step(batch)
+            total += losses * len(batch)
+            progress.update(len(batch), losses.sum())
+        return total / len(data), progress.close()
+
+    def fit(self, train: EncodedData, valid: EncodedData | None, resume: bool = False) -> TrainResult:
+        """Train for the configured epochs (stopping early on the validation metric); keep the best weights."""
+        start_epoch = self._resume() if resume else 0
+        if self.stopper.should_stop:
+            start_epoch = self.settings.epochs
+        for epoch in range(start_epoch, self.settings.epochs):
+            mean_losses, speed = self.train_epoch(train, epoch)
+            self.strategy.end_epoch(epoch, mean_losses)
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "train_loss": dict(zip(self.losses, mean_losses.tolist())),
+                "samples_per_second": round(speed, 1),
+            }
+            if valid is not None:
+                record["valid"] = evaluate(self.model, valid, self.losses, self.metric_names, self.settings.eval_batch_size)
+            improved = self.stopper.update(self._selection_value(record), epoch)
+            if improved:
+                save_weights(self.model, self.files.weights)
+            self.history.append(record)
+            self._log_epoch(record, improved)
+            self._save_checkpoint(epoch)
+            if self.stopper.should_stop:
+                log.info("early stopping after epoch %d (best epoch %d)", epoch + 1, self.stopper.best_epoch + 1)
+                break
+        return TrainResult(self.stopper.best_epoch, self.stopper.best, self.history)
+
+    def _selection_value(self, record: dict[str, Any]) -> float:
+        if self.settings.selection is None or "valid" not in record:
+            return float(record["epoch"]) if self.settings.higher_is_better else -float(record["epoch"])
+        task, metric = self.settings.selection
+        return record["valid"][task][metric]
+
+    def _log_epoch(self, record: dict[str, Any], improved: bool) -> None:
+        losses = " ".join(f"{task}={value:.4f}" for task, value in record["train_loss"].items())
+        valid = " ".join(
+            f"{task}.{name}={value:.4f}" for task, values in record.get("valid", {}).items() for name, value in values.items()
+        )
+        log.info("epoch %d: train loss %s | valid %s | %.0f samples/s%s", record["epoch"], losses, valid or "-",
+                 record["samples_per_second"], " | new best" if improved else "")
+
+    def _save_checkpoint(self, epoch: int) -> None:
+        state = {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "early_stopping": self.stopper.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "history": json.dumps(self.history),
+        }
+        save_checkpoint(self.files.checkpoint, state)
+        text = json.dumps(self.history, indent=1)
+        atomic_write(self.files.history, lambda tmp: tmp.write_text(text))
+
+    def _resume(self) -> int:
+        state = load_checkpoint(self.files.checkpoint)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.strategy.load_state_dict(state["strategy"])
+        self.stopper.load_state_dict(state["early_stopping"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history = json.loads(state["history"])
+        log.info("resumed from %s after epoch %d", self.files.checkpoint, state["epoch"] + 1)
+        return state["epoch"] + 1
