@@ -30,8 +30,13 @@ log = logging.getLogger("mtlrec")
 Metrics = dict[str, dict[str, dict[str, float]]]
 
 
-def train(config: Config, output: str | Path, resume: bool = False, overwrite: bool = False,
-          show_progress_bar: bool | None = None) -> Metrics:
+def train(
+    config: Config,
+    output: str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    show_progress_bar: bool | None = None,
+) -> Metrics:
     """Train the configured model into ``output`` and evaluate its best epoch.
 
     Returns ``{"valid": {task: {metric: value}}, "test": {...}}`` (splits that exist), also written
@@ -50,17 +55,23 @@ def train(config: Config, output: str | Path, resume: bool = False, overwrite: b
             pipeline.fit(raw["train"].table)
             pipeline.save(files.features)
         data = {name: encode(split, pipeline) for name, split in raw.items()}
-        log.info("rows: %s; id features %d (embedding rows %d), dense features %d",
-                 {name: len(d) for name, d in data.items()}, len(pipeline.id_features),
-                 sum(pipeline.vocab_sizes()), len(pipeline.dense_features))
+        log.info(
+            "rows: %s; id features %d (embedding rows %d), dense features %d",
+            {name: len(d) for name, d in data.items()},
+            len(pipeline.id_features),
+            sum(pipeline.vocab_sizes()),
+            len(pipeline.dense_features),
+        )
         model = build.build_model(config, pipeline)
         trainer = build.build_trainer(config, model, files, show_progress_bar)
         result = trainer.fit(data["train"], data.get("valid"), resume=resume)
         load_weights(model, files.weights)
         metrics = {
-            split: evaluate(model, data[split], build.build_losses(config), build.metric_names(config),
-                            config.train.eval_batch_size)
-            for split in ("valid", "test") if split in data
+            split: evaluate(
+                model, data[split], build.build_losses(config), build.metric_names(config), config.train.eval_batch_size
+            )
+            for split in ("valid", "test")
+            if split in data
         }
         _write_json(files.metrics, metrics)
         log.info("best epoch %d; metrics of the best epoch: %s", result.best_epoch + 1, json.dumps(metrics))
@@ -84,8 +95,13 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path) -> dict[str, dict[s
     """Metrics of a run's best model on a labelled file: {task: {metric: value}}."""
     config, pipeline, model = load_run(run_dir)
     raw = read_split(data_path, pipeline, build.read_options(config), with_labels=True)
-    return evaluate(model, encode(raw, pipeline), build.build_losses(config), build.metric_names(config),
-                    config.train.eval_batch_size)
+    return evaluate(
+        model,
+        encode(raw, pipeline),
+        build.build_losses(config),
+        build.metric_names(config),
+        config.train.eval_batch_size,
+    )
 
 
 def predict_run(run_dir: str | Path, data_path: str | Path, output: str | Path) -> int:
@@ -118,11 +134,15 @@ def summarize(run_dirs: list[str | Path], split: str = "test") -> list[dict[str,
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Rows as a Markdown table (numbers with 4 decimals)."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    cells = [[f"{row.get(c, ''):.4f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
-             for row in rows]
+    cells = [
+        [f"{row.get(c, ''):.4f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
+        for row in rows
+    ]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
     lines += ["| " + " | ".join(v.ljust(w) for v, w in zip(r, widths)) + " |" for r in cells]
     return "\n".join(lines)
 
@@ -147,8 +167,10 @@ def _prepare_run_dir(files: RunFiles, config: Config, resume: bool, overwrite: b
         saved = yaml.safe_load(files.config.read_text())
         _check_same_config(saved, resolved)
     elif files.checkpoint.exists() and not overwrite:
-        raise RunDirError(f"{files.root} already holds a run; use --resume to continue it, --overwrite to replace it, "
-                          "or another --output directory")
+        raise RunDirError(
+            f"{files.root} already holds a run; use --resume to continue it, --overwrite to replace it, "
+            "or another --output directory"
+        )
     files.root.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(resolved, sort_keys=False)
     atomic_write(files.config, lambda tmp: tmp.write_text(text))
@@ -161,8 +183,10 @@ def _check_same_config(saved: dict[str, Any], current: dict[str, Any]) -> None:
         side.get("train", {}).pop("epochs", None)
     if saved != current:
         differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-        raise ConfigError(f"--resume: the config differs from the run's saved config in section(s) {differing}; "
-                          "only train.epochs may change when resuming")
+        raise ConfigError(
+            f"--resume: the config differs from the run's saved config in section(s) {differing}; "
+            "only train.epochs may change when resuming"
+        )
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -44,16 +44,22 @@ class EncodedData:
     task_names: list[str]
 
     @classmethod
-    def from_numpy(cls, ids: np.ndarray, dense: np.ndarray, labels: np.ndarray | None,
-                   task_names: list[str]) -> EncodedData:
-        return cls(torch.from_numpy(ids), torch.from_numpy(dense),
-                   None if labels is None else torch.from_numpy(labels), task_names)
+    def from_numpy(
+        cls, ids: np.ndarray, dense: np.ndarray, labels: np.ndarray | None, task_names: list[str]
+    ) -> EncodedData:
+        return cls(
+            torch.from_numpy(ids),
+            torch.from_numpy(dense),
+            None if labels is None else torch.from_numpy(labels),
+            task_names,
+        )
 
     def __len__(self) -> int:
         return self.ids.shape[0]
 
-    def batches(self, batch_size: int, shuffle: bool = False,
-                generator: torch.Generator | None = None) -> Iterator[Batch]:
+    def batches(
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[Batch]:
         """Yield batches in order, or in a fresh random order drawn from ``generator``.
 
         Shuffling permutes the whole split once (one gather per tensor), then slices contiguous
@@ -66,7 +72,9 @@ class EncodedData:
             labels = None if labels is None else labels.index_select(0, order)
         for start in range(0, len(self), batch_size):
             stop = start + batch_size
-            batch_labels = {} if labels is None else {
-                task: labels[start:stop, index] for index, task in enumerate(self.task_names)
-            }
+            batch_labels = (
+                {}
+                if labels is None
+                else {task: labels[start:stop, index] for index, task in enumerate(self.task_names)}
+            )
             yield Batch(ids[start:stop], dense[start:stop], batch_labels)

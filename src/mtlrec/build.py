@@ -44,7 +44,9 @@ def check_config(config: Config) -> None:
     for index, task in enumerate(config.tasks):
         loss = _lookup(LOSSES, task.loss, f"tasks[{index}].loss", "loss")
         if loss.kind == "regression" and (task.label.positive is not None or task.label.threshold is not None):
-            raise ConfigError(f"tasks[{index}].label: positive/threshold binarise a label, but loss '{task.loss}' is a regression loss")
+            raise ConfigError(
+                f"tasks[{index}].label: positive/threshold binarise a label, but loss '{task.loss}' is a regression loss"
+            )
         for position, name in enumerate(task_metric_names(task)):
             metric = _lookup(METRICS, name, f"tasks[{index}].metrics[{position}]", "metric")
             if loss.kind not in metric.kinds:
@@ -85,22 +87,32 @@ def build_pipeline(config: Config) -> FeaturePipeline:
     for feature in config.features:
         if isinstance(feature, CategoricalFeature):
             encoder: CategoricalEncoder | NumericEncoder = CategoricalEncoder(
-                feature.min_count, feature.max_vocab_size, feature.hash_buckets)
+                feature.min_count, feature.max_vocab_size, feature.hash_buckets
+            )
         else:
             encoder = NumericEncoder(feature.fill_value, feature.log1p, feature.standardize, feature.buckets)
         features.append(FeatureSpec(feature.name, feature.column or feature.name, encoder))
     labels = []
     for task in config.tasks:
-        rule = (RegressionLabel() if LOSSES[task.loss].kind == "regression"
-                else BinaryLabel(task.label.positive, task.label.negative, task.label.threshold))
+        rule = (
+            RegressionLabel()
+            if LOSSES[task.loss].kind == "regression"
+            else BinaryLabel(task.label.positive, task.label.negative, task.label.threshold)
+        )
         labels.append(LabelSpec(task.name, task.label.column, rule))
     return FeaturePipeline(features, labels)
 
 
 def read_options(config: Config) -> ReadOptions:
     csv = config.data.csv
-    csv_format = CsvFormat(csv.delimiter, csv.header, tuple(csv.column_names) if csv.column_names else None,
-                           tuple(csv.null_values), csv.strip_whitespace, csv.bad_rows)
+    csv_format = CsvFormat(
+        csv.delimiter,
+        csv.header,
+        tuple(csv.column_names) if csv.column_names else None,
+        tuple(csv.null_values),
+        csv.strip_whitespace,
+        csv.bad_rows,
+    )
     return ReadOptions(config.data.format, csv_format, config.data.read_batch_rows)
 
 
@@ -148,8 +160,9 @@ def build_weighting(config: Config) -> WeightingStrategy:
 def build_optimizer(config: Config, model: nn.Module, strategy: WeightingStrategy) -> CompositeOptimizer:
     train = config.train
     dense = list(model.parameters()) + list(strategy.parameters())
-    return make_optimizer(model.embedding_parameters(), dense, train.optimizer, train.lr, train.embedding_lr,
-                          train.weight_decay)
+    return make_optimizer(
+        model.embedding_parameters(), dense, train.optimizer, train.lr, train.embedding_lr, train.weight_decay
+    )
 
 
 def build_trainer(config: Config, model: nn.Module, files: RunFiles, show_progress_bar: bool | None = None) -> Trainer:
@@ -157,14 +170,26 @@ def build_trainer(config: Config, model: nn.Module, files: RunFiles, show_progre
     selection = selection_metric(config)
     stopping = config.train.early_stopping
     settings = TrainSettings(
-        epochs=config.train.epochs, batch_size=config.train.batch_size, seed=config.train.seed,
-        eval_batch_size=config.train.eval_batch_size, log_every=config.train.log_every, selection=selection,
-        patience=stopping.patience if stopping else None, min_delta=stopping.min_delta if stopping else 0.0,
+        epochs=config.train.epochs,
+        batch_size=config.train.batch_size,
+        seed=config.train.seed,
+        eval_batch_size=config.train.eval_batch_size,
+        log_every=config.train.log_every,
+        selection=selection,
+        patience=stopping.patience if stopping else None,
+        min_delta=stopping.min_delta if stopping else 0.0,
         higher_is_better=METRICS[selection[1]].higher_is_better if selection else True,
         show_progress_bar=show_progress_bar,
     )
-    return Trainer(model, build_losses(config), strategy, build_optimizer(config, model, strategy),
-                   metric_names(config), settings, files)
+    return Trainer(
+        model,
+        build_losses(config),
+        strategy,
+        build_optimizer(config, model, strategy),
+        metric_names(config),
+        settings,
+        files,
+    )
 
 
 def validate_params(target: type, params: dict[str, Any], supplied: tuple[str, ...], path: str) -> dict[str, Any]:

@@ -34,8 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train and evaluate a model from a YAML config")
     train.add_argument("config")
     train.add_argument("--output", "-o", required=True, help="run directory")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set train.epochs=3 (repeatable)")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=3 (repeatable)",
+    )
     train.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run in --output")
     train.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
@@ -69,8 +74,13 @@ def _train(args: argparse.Namespace) -> int:
     from mtlrec.config import load_config
 
     config = load_config(args.config, args.set)
-    metrics = api.train(config, args.output, resume=args.resume, overwrite=args.overwrite,
-                        show_progress_bar=False if args.no_progress else None)
+    metrics = api.train(
+        config,
+        args.output,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        show_progress_bar=False if args.no_progress else None,
+    )
     print(json.dumps(metrics, indent=1))
     return 0
 
@@ -111,8 +121,12 @@ def _list(args: argparse.Namespace) -> int:
     from mtlrec.losses import LOSSES
     from mtlrec.weighting import WEIGHTINGS
 
-    for title, registry in (("architectures", ARCHITECTURES), ("weightings", WEIGHTINGS),
-                            ("losses", LOSSES), ("metrics", METRICS)):
+    for title, registry in (
+        ("architectures", ARCHITECTURES),
+        ("weightings", WEIGHTINGS),
+        ("losses", LOSSES),
+        ("metrics", METRICS),
+    ):
         print(f"{title}:")
         for name, entry in registry.items():
             doc = (getattr(entry, "function", entry).__doc__ or "").strip()

@@ -120,7 +120,7 @@ class LabelConfig(_Strict):
     """How a task's label is read: a binary rule (positive values or threshold) or a number."""
 
     column: str
-    positive: list[str | int | float] | None = Field(None, description="Values that mean 1.")
+    positive: list[str | int | float] | None = Field(None, min_length=1, description="Values that mean 1.")
     negative: list[str | int | float] | None = Field(
         None, description="Values that mean 0; with `positive`, any other value is an error."
     )
@@ -128,7 +128,7 @@ class LabelConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> LabelConfig:
-        if self.threshold is not None and (self.positive or self.negative):
+        if self.threshold is not None and (self.positive is not None or self.negative is not None):
             raise ValueError("use either threshold or positive/negative values, not both")
         if self.negative is not None and self.positive is None:
             raise ValueError("negative values need positive values too")
@@ -159,7 +159,9 @@ class WeightingConfig(_Strict):
 
 
 class EarlyStoppingConfig(_Strict):
-    metric: str | None = Field(None, description="'task.metric' on the validation split; default: first task's first metric.")
+    metric: str | None = Field(
+        None, description="'task.metric' on the validation split; default: first task's first metric."
+    )
     patience: int = Field(3, ge=1)
     min_delta: float = Field(0.0, ge=0.0)
 
@@ -294,9 +296,10 @@ def _format_location(raw: Any, loc: tuple[Any, ...]) -> str:
     text, node = "", raw
     for position, part in enumerate(loc):
         is_last = position == len(loc) - 1
+        is_union_tag = isinstance(node, dict) and node.get("kind") == part and not is_last
         if isinstance(part, int) and isinstance(node, list) and part < len(node):
             text, node = f"{text}[{part}]", node[part]
-        elif isinstance(part, str) and isinstance(node, dict) and (part in node or is_last):
+        elif isinstance(part, str) and isinstance(node, dict) and (part in node or is_last) and not is_union_tag:
             text, node = (f"{text}.{part}" if text else part), node.get(part)
         elif is_last and isinstance(part, str):
             text = f"{text}.{part}" if text else part

@@ -53,8 +53,14 @@ class RawSplit:
 def read_split(path: str | Path, pipeline: FeaturePipeline, options: ReadOptions, with_labels: bool) -> RawSplit:
     """Read one file's input (and label) columns and encode its labels."""
     report = ReadReport()
-    table = read_table(path, pipeline.column_types(include_labels=with_labels), options.file_format,
-                       options.csv, options.batch_rows, report)
+    table = read_table(
+        path,
+        pipeline.column_types(include_labels=with_labels),
+        options.file_format,
+        options.csv,
+        options.batch_rows,
+        report,
+    )
     if report.skipped_rows:
         log.warning("%s: skipped %d malformed row(s), e.g. %r", path, report.skipped_rows, report.skipped_examples[0])
     if table.num_rows == 0:
@@ -64,8 +70,9 @@ def read_split(path: str | Path, pipeline: FeaturePipeline, options: ReadOptions
     return RawSplit(table, labels, str(path))
 
 
-def read_splits(files: dict[str, str], pipeline: FeaturePipeline, options: ReadOptions,
-                split: RandomSplit | None = None) -> dict[str, RawSplit]:
+def read_splits(
+    files: dict[str, str], pipeline: FeaturePipeline, options: ReadOptions, split: RandomSplit | None = None
+) -> dict[str, RawSplit]:
     """Read every configured file, then carve random splits (if any). Keys are split names."""
     raw = {name: read_split(path, pipeline, options, with_labels=True) for name, path in files.items()}
     if split is not None:
@@ -81,7 +88,7 @@ def random_split(data: RawSplit, split: RandomSplit, source_name: str) -> dict[s
     start = 0
     for name, fraction in split.fractions.items():
         count = int(round(fraction * rows))
-        result[name] = _take(data, np.sort(order[start:start + count]), f"{data.source} ({name} part)")
+        result[name] = _take(data, np.sort(order[start : start + count]), f"{data.source} ({name} part)")
         start += count
     result[source_name] = _take(data, np.sort(order[start:]), f"{data.source} ({source_name} part)")
     for name, part in result.items():

@@ -49,7 +49,8 @@ class MeanSquaredError(Loss):
 LOSSES: dict[str, type[Loss]] = {"bce": BinaryCrossEntropy, "mse": MeanSquaredError}
 
 
-def task_losses(logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
-                losses: dict[str, Loss]) -> torch.Tensor:
+def task_losses(
+    logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], losses: dict[str, Loss]
+) -> torch.Tensor:
     """Loss vector (T,) in the order of ``losses``' keys."""
     return torch.stack([loss(logits[task], targets[task]) for task, loss in losses.items()])

@@ -29,15 +29,23 @@ class MMoE(Architecture):
 
     has_gates = True
 
-    def __init__(self, input_dim: int, task_names: list[str], num_experts: int = 8,
-                 expert_hidden_units: list[int] = (64,), tower_hidden_units: list[int] = (32,),
-                 gate_temperature: float = 1.0, activation: str = "relu", dropout: float = 0.0):
+    def __init__(
+        self,
+        input_dim: int,
+        task_names: list[str],
+        num_experts: int = 8,
+        expert_hidden_units: list[int] = (64,),
+        tower_hidden_units: list[int] = (32,),
+        gate_temperature: float = 1.0,
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ):
         super().__init__(task_names)
         self.experts = ParallelExperts(input_dim, num_experts, list(expert_hidden_units), activation, dropout)
         self.gates = nn.ModuleDict({t: SoftmaxGate(input_dim, num_experts, gate_temperature) for t in task_names})
-        self.towers = nn.ModuleDict({
-            t: Tower(self.experts.output_dim(), list(tower_hidden_units), activation, dropout) for t in task_names
-        })
+        self.towers = nn.ModuleDict(
+            {t: Tower(self.experts.output_dim(), list(tower_hidden_units), activation, dropout) for t in task_names}
+        )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         expert_outputs = self.experts(x)  # (B, E, H)

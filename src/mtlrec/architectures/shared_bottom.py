@@ -20,13 +20,20 @@ class SharedBottom(Architecture):
         activation, dropout: as in ``MLP``.
     """
 
-    def __init__(self, input_dim: int, task_names: list[str], bottom_hidden_units: list[int] = (256, 128),
-                 tower_hidden_units: list[int] = (64,), activation: str = "relu", dropout: float = 0.0):
+    def __init__(
+        self,
+        input_dim: int,
+        task_names: list[str],
+        bottom_hidden_units: list[int] = (256, 128),
+        tower_hidden_units: list[int] = (64,),
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ):
         super().__init__(task_names)
         self.bottom = MLP(input_dim, list(bottom_hidden_units), activation, dropout)
-        self.towers = nn.ModuleDict({
-            t: Tower(self.bottom.output_dim(), list(tower_hidden_units), activation, dropout) for t in task_names
-        })
+        self.towers = nn.ModuleDict(
+            {t: Tower(self.bottom.output_dim(), list(tower_hidden_units), activation, dropout) for t in task_names}
+        )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         shared = self.bottom(x)

@@ -26,13 +26,20 @@ class SingleTask(Architecture):
 
     independent_tasks = True
 
-    def __init__(self, input_dim: int, task_names: list[str], hidden_units: list[int] = (256, 128),
-                 tower_hidden_units: list[int] = (64,), activation: str = "relu", dropout: float = 0.0):
+    def __init__(
+        self,
+        input_dim: int,
+        task_names: list[str],
+        hidden_units: list[int] = (256, 128),
+        tower_hidden_units: list[int] = (64,),
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ):
         super().__init__(task_names)
         self.bottoms = nn.ModuleDict({t: MLP(input_dim, list(hidden_units), activation, dropout) for t in task_names})
-        self.towers = nn.ModuleDict({
-            t: Tower(self.bottoms[t].output_dim(), list(tower_hidden_units), activation, dropout) for t in task_names
-        })
+        self.towers = nn.ModuleDict(
+            {t: Tower(self.bottoms[t].output_dim(), list(tower_hidden_units), activation, dropout) for t in task_names}
+        )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {task: self.towers[task](self.bottoms[task](x)) for task in self.task_names}

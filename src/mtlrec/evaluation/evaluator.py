@@ -17,8 +17,9 @@ class ScoreLink(Protocol):
 
 
 @torch.inference_mode()
-def predict_scores(model: nn.Module, data: EncodedData, links: dict[str, ScoreLink],
-                   batch_size: int = 16384) -> dict[str, np.ndarray]:
+def predict_scores(
+    model: nn.Module, data: EncodedData, links: dict[str, ScoreLink], batch_size: int = 16384
+) -> dict[str, np.ndarray]:
     """Scores per task over the split: {task: (N,) float32} (probabilities or regression values)."""
     was_training = model.training
     model.eval()
@@ -31,8 +32,9 @@ def predict_scores(model: nn.Module, data: EncodedData, links: dict[str, ScoreLi
     return {task: torch.cat(chunks).numpy() if chunks else np.zeros(0, np.float32) for task, chunks in parts.items()}
 
 
-def compute_metrics(labels: dict[str, np.ndarray], scores: dict[str, np.ndarray],
-                    metric_names: dict[str, list[str]]) -> dict[str, dict[str, float]]:
+def compute_metrics(
+    labels: dict[str, np.ndarray], scores: dict[str, np.ndarray], metric_names: dict[str, list[str]]
+) -> dict[str, dict[str, float]]:
     """{task: {metric: value}} for the metrics named per task."""
     return {
         task: {name: METRICS[name].function(labels[task], scores[task]) for name in names}
@@ -40,8 +42,13 @@ def compute_metrics(labels: dict[str, np.ndarray], scores: dict[str, np.ndarray]
     }
 
 
-def evaluate(model: nn.Module, data: EncodedData, links: dict[str, ScoreLink],
-             metric_names: dict[str, list[str]], batch_size: int = 16384) -> dict[str, dict[str, float]]:
+def evaluate(
+    model: nn.Module,
+    data: EncodedData,
+    links: dict[str, ScoreLink],
+    metric_names: dict[str, list[str]],
+    batch_size: int = 16384,
+) -> dict[str, dict[str, float]]:
     """Predict over a labelled split and compute metrics: {task: {metric: value}}."""
     if data.labels is None:
         raise ValueError("evaluation needs labels")

@@ -6,6 +6,16 @@ from mtlrec.features.numeric import NumericEncoder
 from mtlrec.features.pipeline import FeaturePipeline, FeatureSpec, LabelSpec
 
 __all__ = [
-    "OOV_ID", "PADDING_ID", "BinaryLabel", "CategoricalEncoder", "FeaturePipeline", "FeatureSpec", "LabelRule",
-    "LabelSpec", "NotFittedError", "NumericEncoder", "RegressionLabel", "fnv1a_64",
+    "OOV_ID",
+    "PADDING_ID",
+    "BinaryLabel",
+    "CategoricalEncoder",
+    "FeaturePipeline",
+    "FeatureSpec",
+    "LabelRule",
+    "LabelSpec",
+    "NotFittedError",
+    "NumericEncoder",
+    "RegressionLabel",
+    "fnv1a_64",
 ]

@@ -39,8 +39,9 @@ class BinaryLabel(LabelRule):
         With none of these, the column must hold 0/1 (or true/false) numbers.
     """
 
-    def __init__(self, positive: list[Any] | None = None, negative: list[Any] | None = None,
-                 threshold: float | None = None):
+    def __init__(
+        self, positive: list[Any] | None = None, negative: list[Any] | None = None, threshold: float | None = None
+    ):
         self.positive = None if positive is None else [_as_text(v) for v in positive]
         self.negative = None if negative is None else [_as_text(v) for v in negative]
         self.threshold = threshold
@@ -52,14 +53,26 @@ class BinaryLabel(LabelRule):
             values = column_to_float(column)
             if self.threshold is not None:
                 return (values > self.threshold).astype(np.float32)
-            _reject_outside(~np.isin(values, (0.0, 1.0)), column, source, column_name,
-                            "is not 0 or 1; set label.positive or label.threshold to binarise it")
+            _reject_outside(
+                ~np.isin(values, (0.0, 1.0)),
+                column,
+                source,
+                column_name,
+                "is not 0 or 1; set label.positive or label.threshold to binarise it",
+            )
             return values.astype(np.float32)
         is_positive = pc.is_in(column, value_set=pa.array(self.positive, pa.string())).to_numpy(zero_copy_only=False)
         if self.negative is not None:
-            is_negative = pc.is_in(column, value_set=pa.array(self.negative, pa.string())).to_numpy(zero_copy_only=False)
-            _reject_outside(~(is_positive | is_negative), column, source, column_name,
-                            f"fits no rule (positive: {self.positive}, negative: {self.negative})")
+            is_negative = pc.is_in(column, value_set=pa.array(self.negative, pa.string())).to_numpy(
+                zero_copy_only=False
+            )
+            _reject_outside(
+                ~(is_positive | is_negative),
+                column,
+                source,
+                column_name,
+                f"fits no rule (positive: {self.positive}, negative: {self.negative})",
+            )
         return is_positive.astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,8 +115,9 @@ def _reject_missing(column: pa.ChunkedArray | pa.Array, source: str, column_name
         )
 
 
-def _reject_outside(bad: np.ndarray, column: pa.ChunkedArray | pa.Array, source: str, column_name: str,
-                    reason: str) -> None:
+def _reject_outside(
+    bad: np.ndarray, column: pa.ChunkedArray | pa.Array, source: str, column_name: str, reason: str
+) -> None:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         value = column[row].as_py()

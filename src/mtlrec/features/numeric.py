@@ -34,8 +34,13 @@ class NumericEncoder:
 
     kind = "numeric"
 
-    def __init__(self, fill_value: float | str = "mean", log1p: bool = False, standardize: bool = True,
-                 buckets: int | None = None):
+    def __init__(
+        self,
+        fill_value: float | str = "mean",
+        log1p: bool = False,
+        standardize: bool = True,
+        buckets: int | None = None,
+    ):
         self.fill_value = fill_value
         self.log1p = log1p
         self.standardize = standardize
@@ -90,9 +95,15 @@ class NumericEncoder:
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
         return {
-            "kind": self.kind, "fill_value": self.fill_value, "log1p": self.log1p,
-            "standardize": self.standardize, "buckets": self.buckets, "fill": self.fill_,
-            "mean": self.mean_, "std": self.std_, "boundaries": self.boundaries_,
+            "kind": self.kind,
+            "fill_value": self.fill_value,
+            "log1p": self.log1p,
+            "standardize": self.standardize,
+            "buckets": self.buckets,
+            "fill": self.fill_,
+            "mean": self.mean_,
+            "std": self.std_,
+            "boundaries": self.boundaries_,
         }
 
     @classmethod

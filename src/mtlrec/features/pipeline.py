@@ -127,8 +127,14 @@ class FeaturePipeline:
             if isinstance(feature.encoder, NumericEncoder):
                 missing = feature.encoder.count_missing(table.column(feature.column))
                 if missing:
-                    log.warning("%s: feature '%s' (column '%s'): %d missing/NaN value(s) filled with %.6g",
-                                source, feature.name, feature.column, missing, feature.encoder.fill_)
+                    log.warning(
+                        "%s: feature '%s' (column '%s'): %d missing/NaN value(s) filled with %.6g",
+                        source,
+                        feature.name,
+                        feature.column,
+                        missing,
+                        feature.encoder.fill_,
+                    )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -8,7 +8,8 @@ line happens only on that error path.
 
 from __future__ import annotations
 
-import gzip
+import csv
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -116,10 +117,16 @@ def _iter_parquet(path: Path, columns: dict[str, pa.DataType], batch_rows: int) 
 def _cast_column(path: Path, name: str, array: pa.Array, dtype: pa.DataType) -> pa.Array:
     if array.type == dtype:
         return array
-    if pa.types.is_string(dtype) and not (pa.types.is_integer(array.type) or pa.types.is_string(array.type)
-                                          or pa.types.is_large_string(array.type) or pa.types.is_dictionary(array.type)
-                                          or pa.types.is_boolean(array.type)):
-        raise DataError(f"{path}: column '{name}' has type {array.type}; a categorical column must hold strings or integers")
+    if pa.types.is_string(dtype) and not (
+        pa.types.is_integer(array.type)
+        or pa.types.is_string(array.type)
+        or pa.types.is_large_string(array.type)
+        or pa.types.is_dictionary(array.type)
+        or pa.types.is_boolean(array.type)
+    ):
+        raise DataError(
+            f"{path}: column '{name}' has type {array.type}; a categorical column must hold strings or integers"
+        )
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     try:
@@ -133,48 +140,78 @@ def _iter_csv(
 ) -> Iterator[pa.RecordBatch]:
     header_names = _csv_header(path, fmt)
     _check_columns_present(path, columns, header_names)
-    bad_rows: list[str] = []
+    error_rows: list[str] = []
 
     def on_invalid_row(row: pa_csv.InvalidRow) -> str:
-        bad_rows.append(row.text)
         if fmt.bad_rows == "skip":
             report.skipped_rows += 1
             if len(report.skipped_examples) < 3:
                 report.skipped_examples.append(row.text)
             return "skip"
+        error_rows.append(row.text)
         return "error"
 
     read_options = pa_csv.ReadOptions(
         column_names=list(fmt.column_names) if fmt.column_names else None,
+        autogenerate_column_names=not fmt.header and not fmt.column_names,
         skip_rows=1 if (fmt.header and fmt.column_names) else 0,
         block_size=max(1 << 20, batch_rows * 256),
     )
     parse_options = pa_csv.ParseOptions(delimiter=fmt.delimiter, invalid_row_handler=on_invalid_row)
+    # With stripping on, every column is read as text, stripped, null-checked, then cast, so padded
+    # values such as " 5" or " ?" behave as in the file's intent.
     convert_options = pa_csv.ConvertOptions(
         include_columns=list(columns),
-        column_types={name: pa.string() if pa.types.is_string(t) else pa.float64() for name, t in columns.items()},
+        column_types={
+            name: pa.string() if fmt.strip_whitespace or pa.types.is_string(t) else pa.float64()
+            for name, t in columns.items()
+        },
         null_values=list(fmt.null_values),
         strings_can_be_null=True,
         quoted_strings_can_be_null=True,
     )
     try:
-        reader = pa_csv.open_csv(path, read_options=read_options, parse_options=parse_options,
-                                 convert_options=convert_options)
+        reader = pa_csv.open_csv(
+            path, read_options=read_options, parse_options=parse_options, convert_options=convert_options
+        )
         for batch in reader:
             yield _finish_csv_batch(path, batch, columns, fmt)
     except pa.ArrowInvalid as exc:
-        raise _explain_csv_error(path, str(exc), bad_rows, columns, fmt) from None
+        raise _explain_csv_error(path, str(exc), error_rows, fmt) from None
 
 
-def _finish_csv_batch(path: Path, batch: pa.RecordBatch, columns: dict[str, pa.DataType], fmt: CsvFormat) -> pa.RecordBatch:
+def _finish_csv_batch(
+    path: Path, batch: pa.RecordBatch, columns: dict[str, pa.DataType], fmt: CsvFormat
+) -> pa.RecordBatch:
     arrays = []
     for name, dtype in columns.items():
         array = batch.column(name)
-        if pa.types.is_string(dtype) and fmt.strip_whitespace:
+        if pa.types.is_string(array.type) and fmt.strip_whitespace:
             array = pc.utf8_trim_whitespace(array)
             array = pc.if_else(pc.is_in(array, value_set=pa.array(list(fmt.null_values), pa.string())), None, array)
+        if pa.types.is_string(array.type) and not pa.types.is_string(dtype):
+            array = _text_to_number(path, name, array, fmt)
         arrays.append(_cast_column(path, name, array, dtype))
     return pa.RecordBatch.from_arrays(arrays, names=list(columns))
+
+
+def _text_to_number(path: Path, name: str, array: pa.Array, fmt: CsvFormat) -> pa.Array:
+    try:
+        return pc.cast(array, pa.float64())
+    except pa.ArrowInvalid:
+        ok = pc.or_(pc.is_null(array), pc.match_substring_regex(array, _NUMBER_PATTERN, ignore_case=True))
+        bad = pc.indices_nonzero(pc.invert(pc.fill_null(ok, True)))
+        value = array[bad[0].as_py()].as_py() if len(bad) else "?"
+        raise _not_a_number(path, name, value, fmt) from None
+
+
+def _not_a_number(path: Path, column: str, value: str, fmt: CsvFormat) -> DataError:
+    line = _find_value_line(path, fmt, column, value)
+    where = f" at line {line}" if line else ""
+    return DataError(
+        f"{path}: column '{column}' must be numeric but holds {value!r}{where}. "
+        "Declare the feature as categorical, add the value to data.csv.null_values, or clean the column."
+    )
 
 
 def _csv_header(path: Path, fmt: CsvFormat) -> list[str]:
@@ -191,14 +228,15 @@ def _first_line(path: Path) -> str:
     try:
         with _open_text(path) as handle:
             return handle.readline()
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, pa.ArrowException) as exc:
         raise DataError(f"{path}: cannot read the file ({exc})") from None
 
 
-def _open_text(path: Path):
-    if str(path).endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+def _open_text(path: Path) -> io.TextIOWrapper:
+    """The file as text, decompressed by its extension (.gz, .bz2, .zst, ...) like pyarrow's reader."""
+    return io.TextIOWrapper(
+        pa.input_stream(str(path), compression="detect"), encoding="utf-8", errors="replace", newline=""
+    )
 
 
 def _check_columns_present(path: Path, columns: dict[str, pa.DataType], available: list[str]) -> None:
@@ -208,11 +246,9 @@ def _check_columns_present(path: Path, columns: dict[str, pa.DataType], availabl
         raise DataError(f"{path}: column(s) {', '.join(repr(m) for m in missing)} not found; the file has: {shown}")
 
 
-def _explain_csv_error(
-    path: Path, message: str, bad_rows: list[str], columns: dict[str, pa.DataType], fmt: CsvFormat
-) -> DataError:
-    if bad_rows:
-        line = _find_line_number(path, bad_rows[-1])
+def _explain_csv_error(path: Path, message: str, error_rows: list[str], fmt: CsvFormat) -> DataError:
+    if error_rows:
+        line = _find_line_number(path, error_rows[-1])
         where = f"line {line}" if line else "a line"
         return DataError(
             f"{path}: malformed row at {where}: {message.removeprefix('CSV parse error: ')}. "
@@ -220,15 +256,9 @@ def _explain_csv_error(
         )
     match = re.search(r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'", message)
     if match:
-        names = list(fmt.column_names) if fmt.column_names else _csv_header(path, fmt)
+        names = _csv_header(path, fmt)
         index = int(match.group(1))
-        column = names[index] if index < len(names) else f"#{index}"
-        line = _find_bad_number_line(path, column, fmt, columns)
-        where = f" at line {line}" if line else ""
-        return DataError(
-            f"{path}: column '{column}' must be numeric but holds {match.group(3)!r}{where}. "
-            "Declare the feature as categorical, or clean the column."
-        )
+        return _not_a_number(path, names[index] if index < len(names) else f"#{index}", match.group(3), fmt)
     return DataError(f"{path}: cannot parse the CSV file: {message}")
 
 
@@ -241,17 +271,17 @@ def _find_line_number(path: Path, row_text: str) -> int | None:
     return None
 
 
-def _find_bad_number_line(path: Path, column: str, fmt: CsvFormat, columns: dict[str, pa.DataType]) -> int | None:
-    """Re-read one column as text and return the 1-based file line of its first non-number (error path)."""
-    as_text = dict.fromkeys([column], pa.string())
-    offset = 1 if fmt.header else 0
-    seen = 0
-    text_fmt = CsvFormat(fmt.delimiter, fmt.header, fmt.column_names, fmt.null_values, True, "skip")
-    for batch in _iter_csv(path, as_text, text_fmt, 65536, ReadReport()):
-        values = batch.column(0)
-        ok = pc.or_(pc.is_null(values), pc.match_substring_regex(values, _NUMBER_PATTERN, ignore_case=True))
-        bad = pc.indices_nonzero(pc.invert(pc.fill_null(ok, True)))
-        if len(bad):
-            return seen + bad[0].as_py() + 1 + offset
-        seen += len(values)
+def _find_value_line(path: Path, fmt: CsvFormat, column: str, value: str) -> int | None:
+    """1-based file line of the first record whose ``column`` holds ``value`` (error path only)."""
+    names = _csv_header(path, fmt)
+    if column not in names:
+        return None
+    index = names.index(column)
+    with _open_text(path) as handle:
+        reader = csv.reader(handle, delimiter=fmt.delimiter)
+        if fmt.header:
+            next(reader, None)
+        for record in reader:
+            if len(record) > index and record[index].strip() == value.strip():
+                return reader.line_num
     return None

@@ -4,4 +4,13 @@ from mtlrec.nn.embedding import FusedEmbedding, InputLayer
 from mtlrec.nn.experts import ParallelExperts, SoftmaxGate, mix_experts
 from mtlrec.nn.mlp import ACTIVATIONS, MLP, Tower
 
-__all__ = ["ACTIVATIONS", "MLP", "FusedEmbedding", "InputLayer", "ParallelExperts", "SoftmaxGate", "Tower", "mix_experts"]
+__all__ = [
+    "ACTIVATIONS",
+    "MLP",
+    "FusedEmbedding",
+    "InputLayer",
+    "ParallelExperts",
+    "SoftmaxGate",
+    "Tower",
+    "mix_experts",
+]

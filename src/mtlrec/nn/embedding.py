@@ -24,7 +24,11 @@ class FusedEmbedding(nn.Module):
         self.num_features = len(vocab_sizes)
         self.dim = dim
         self.sparse = sparse
-        offsets = torch.tensor([0] + list(vocab_sizes[:-1]), dtype=torch.long).cumsum(0) if vocab_sizes else torch.zeros(0, dtype=torch.long)
+        offsets = (
+            torch.tensor([0] + list(vocab_sizes[:-1]), dtype=torch.long).cumsum(0)
+            if vocab_sizes
+            else torch.zeros(0, dtype=torch.long)
+        )
         self.register_buffer("offsets", offsets, persistent=False)
         self.weight = nn.Parameter(torch.empty(max(sum(vocab_sizes), 1), dim))
         nn.init.normal_(self.weight, std=0.01)

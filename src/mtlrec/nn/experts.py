@@ -24,8 +24,9 @@ class ParallelExperts(nn.Module):
         activation, dropout: as in ``MLP``.
     """
 
-    def __init__(self, input_dim: int, num_experts: int, hidden_units: list[int], activation: str = "relu",
-                 dropout: float = 0.0):
+    def __init__(
+        self, input_dim: int, num_experts: int, hidden_units: list[int], activation: str = "relu", dropout: float = 0.0
+    ):
         super().__init__()
         if not hidden_units:
             raise ValueError("experts need at least one hidden layer")

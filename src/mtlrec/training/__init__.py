@@ -6,6 +6,14 @@ from mtlrec.training.optim import CompositeOptimizer, make_optimizer
 from mtlrec.training.trainer import Trainer, TrainResult, TrainSettings
 
 __all__ = [
-    "CompositeOptimizer", "EarlyStopping", "TrainResult", "TrainSettings", "Trainer", "load_checkpoint",
-    "load_weights", "make_optimizer", "save_checkpoint", "save_weights",
+    "CompositeOptimizer",
+    "EarlyStopping",
+    "TrainResult",
+    "TrainSettings",
+    "Trainer",
+    "load_checkpoint",
+    "load_weights",
+    "make_optimizer",
+    "save_checkpoint",
+    "save_weights",
 ]

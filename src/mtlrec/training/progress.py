@@ -45,8 +45,15 @@ class EpochProgress:
             self.bar.set_postfix(loss=f"{loss.item():.4f}", samples_per_s=f"{rate:,.0f}", refresh=False)
             self.bar.update(self.step - self.bar.n)
         else:
-            log.info("epoch %d/%d step %d/%d loss %.4f %.0f samples/s",
-                     self.epoch + 1, self.epochs, self.step, self.steps, loss.item(), rate)
+            log.info(
+                "epoch %d/%d step %d/%d loss %.4f %.0f samples/s",
+                self.epoch + 1,
+                self.epochs,
+                self.step,
+                self.steps,
+                loss.item(),
+                rate,
+            )
 
     def samples_per_second(self) -> float:
         return self.samples / max(time.perf_counter() - self.start, 1e-9)

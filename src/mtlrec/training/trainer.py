@@ -61,9 +61,16 @@ class Trainer:
         files: the run directory (checkpoints, best weights, history).
     """
 
-    def __init__(self, model: nn.Module, losses: dict[str, Loss], strategy: WeightingStrategy,
-                 optimizer: CompositeOptimizer, metric_names: dict[str, list[str]], settings: TrainSettings,
-                 files: RunFiles):
+    def __init__(
+        self,
+        model: nn.Module,
+        losses: dict[str, Loss],
+        strategy: WeightingStrategy,
+        optimizer: CompositeOptimizer,
+        metric_names: dict[str, list[str]],
+        settings: TrainSettings,
+        files: RunFiles,
+    ):
         self.model, self.losses, self.strategy, self.optimizer = model, losses, strategy, optimizer
         self.metric_names, self.settings, self.files = metric_names, settings, files
         self.shared_parameters = list(model.shared_parameters())
@@ -85,8 +92,9 @@ class Trainer:
         self.model.train()
         generator = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
         steps = math.ceil(len(data) / self.settings.batch_size)
-        progress = EpochProgress(epoch, self.settings.epochs, steps, self.settings.log_every,
-                                 self.settings.show_progress_bar)
+        progress = EpochProgress(
+            epoch, self.settings.epochs, steps, self.settings.log_every, self.settings.show_progress_bar
+        )
         total = torch.zeros(len(self.losses))
         for batch in data.batches(self.settings.batch_size, shuffle=True, generator=generator):
             losses = self.train_step(batch)
@@ -108,7 +116,9 @@ class Trainer:
                 "samples_per_second": round(speed, 1),
             }
             if valid is not None:
-                record["valid"] = evaluate(self.model, valid, self.losses, self.metric_names, self.settings.eval_batch_size)
+                record["valid"] = evaluate(
+                    self.model, valid, self.losses, self.metric_names, self.settings.eval_batch_size
+                )
             improved = self.stopper.update(self._selection_value(record), epoch)
             if improved:
                 save_weights(self.model, self.files.weights)
@@ -129,10 +139,18 @@ class Trainer:
     def _log_epoch(self, record: dict[str, Any], improved: bool) -> None:
         losses = " ".join(f"{task}={value:.4f}" for task, value in record["train_loss"].items())
         valid = " ".join(
-            f"{task}.{name}={value:.4f}" for task, values in record.get("valid", {}).items() for name, value in values.items()
+            f"{task}.{name}={value:.4f}"
+            for task, values in record.get("valid", {}).items()
+            for name, value in values.items()
         )
-        log.info("epoch %d: train loss %s | valid %s | %.0f samples/s%s", record["epoch"], losses, valid or "-",
-                 record["samples_per_second"], " | new best" if improved else "")
+        log.info(
+            "epoch %d: train loss %s | valid %s | %.0f samples/s%s",
+            record["epoch"],
+            losses,
+            valid or "-",
+            record["samples_per_second"],
+            " | new best" if improved else "",
+        )
 
     def _save_checkpoint(self, epoch: int) -> None:
         state = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -32,8 +33,8 @@ class FixedWeighting(LossWeighting):
         super().__init__(num_tasks)
         if len(weights) != num_tasks:
             raise ValueError(f"expected {num_tasks} weights, got {len(weights)}")
-        if any(w < 0 for w in weights):
-            raise ValueError("weights must be non-negative")
+        if any(not math.isfinite(w) or w < 0 for w in weights):
+            raise ValueError("weights must be finite and non-negative")
         self.register_buffer("fixed_weights", torch.tensor(list(weights), dtype=torch.float32))
 
     def weights(self, losses: torch.Tensor) -> torch.Tensor:

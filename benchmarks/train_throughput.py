@@ -1,0 +1,90 @@
+"""Training and inference throughput, peak memory and test quality of one config, as one JSON line.
+
+Usage (the 1M-row synthetic benchmark; the data comes from ../shared/bench/make_synth.py):
+
+    python ../shared/bench/make_synth.py --rows 1000000 --seed 0 --out bench_data/synth_1m.csv.gz
+    .venv/bin/python benchmarks/train_throughput.py --config benchmarks/configs/synth_mmoe.yaml
+
+Training samples/s counts only the optimisation loop (forward, backward, optimizer steps, batching);
+data reading/encoding and evaluation are timed separately. Inference samples/s is the eager model
+scoring the test split in batches of ``train.eval_batch_size``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from mtlrec import build
+from mtlrec.config import load_config
+from mtlrec.datasets import encode, read_splits
+from mtlrec.evaluation import compute_metrics, predict_scores
+from mtlrec.run_files import RunFiles
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--data", help="override data.train")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    overrides = list(args.set) + ([f"data.train={args.data}"] if args.data else [])
+    config = load_config(args.config, overrides)
+    build.check_config(config)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+
+    started = time.perf_counter()
+    pipeline = build.build_pipeline(config)
+    raw = read_splits(build.data_files(config), pipeline, build.read_options(config), build.random_split(config))
+    pipeline.fit(raw["train"].table)
+    data = {name: encode(split, pipeline) for name, split in raw.items()}
+    del raw
+    data_seconds = time.perf_counter() - started
+
+    model = build.build_model(config, pipeline)
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = build.build_trainer(config, model, RunFiles(Path(run_dir)), show_progress_bar=False)
+        train_started = time.perf_counter()
+        for epoch in range(config.train.epochs):
+            trainer.train_epoch(data["train"], epoch)
+        train_seconds = time.perf_counter() - train_started
+
+    evaluation = data.get("test") or data.get("valid") or data["train"]
+    losses = build.build_losses(config)
+    predict_scores(model, evaluation, losses, config.train.eval_batch_size)  # warm-up
+    inference_started = time.perf_counter()
+    scores = predict_scores(model, evaluation, losses, config.train.eval_batch_size)
+    inference_seconds = time.perf_counter() - inference_started
+    labels = {task: evaluation.labels[:, i].numpy() for i, task in enumerate(evaluation.task_names)}
+    metrics = compute_metrics(labels, scores, build.metric_names(config))
+
+    result = {
+        "config": args.config,
+        "architecture": config.model.architecture,
+        "train_rows": len(data["train"]),
+        "eval_rows": len(evaluation),
+        "epochs": config.train.epochs,
+        "batch_size": config.train.batch_size,
+        "threads": torch.get_num_threads(),
+        "train_samples_per_s": round(len(data["train"]) * config.train.epochs / train_seconds, 1),
+        "inference_samples_per_s": round(len(evaluation) / inference_seconds, 1),
+        "data_load_seconds": round(data_seconds, 2),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3),
+        "metrics": {
+            task: {name: round(value, 5) for name, value in values.items()} for task, values in metrics.items()
+        },
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""Contract tests run over every entry of ``ARCHITECTURES`` (new entries are covered automatically).
+
+The contract (design/ARCHITECTURE.md): ``forward(x: (B, D)) -> {task: (B,)}`` with keys = the task
+names; every parameter is either shared or belongs to exactly one task; gate weights are exposed when
+the architecture has gates; the model traces / exports unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+from torch import nn
+
+from mtlrec.architectures import ARCHITECTURES, Architecture
+
+INPUT_DIM = 6
+BATCH = 5
+TASK_SETS = {1: ["ctr"], 2: ["ctr", "cvr"], 3: ["ctr", "cvr", "like"]}
+NAMES = sorted(ARCHITECTURES)
+GATED = [name for name in NAMES if ARCHITECTURES[name].has_gates]
+INDEPENDENT = [name for name in NAMES if ARCHITECTURES[name].independent_tasks]
+
+
+def small_params(cls: type[Architecture]) -> dict:
+    """Shrink the defaults of any architecture: widths of list-of-int arguments, counts named ``num_*``."""
+    params = {}
+    for name, parameter in inspect.signature(cls.__init__).parameters.items():
+        default = parameter.default
+        if name in ("self", "input_dim", "task_names") or default is inspect.Parameter.empty:
+            continue
+        if isinstance(default, (list, tuple)) and default and all(isinstance(v, int) for v in default):
+            params[name] = [12, 8][-min(len(default), 2) :]
+        elif name.startswith("num_") and isinstance(default, int) and not isinstance(default, bool):
+            params[name] = min(default, 3)
+    return params
+
+
+def build(name: str, tasks: list[str], seed: int = 0, input_dim: int = INPUT_DIM) -> Architecture:
+    torch.manual_seed(seed)
+    cls = ARCHITECTURES[name]
+    return cls(input_dim=input_dim, task_names=list(tasks), **small_params(cls))
+
+
+def inputs(batch: int = BATCH, seed: int = 123, input_dim: int = INPUT_DIM) -> torch.Tensor:
+    return torch.randn(batch, input_dim, generator=torch.Generator().manual_seed(seed))
+
+
+class TupleOutputs(nn.Module):
+    """Wraps an architecture so that it returns its outputs as a tuple in task order (for tracing)."""
+
+    def __init__(self, model: Architecture):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = self.model(x)
+        return tuple(outputs[task] for task in self.model.task_names)
+
+
+def test_registry_is_not_empty_and_holds_architectures():
+    assert NAMES
+    for cls in ARCHITECTURES.values():
+        assert issubclass(cls, Architecture)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rejects_empty_task_list(name):
+    with pytest.raises(ValueError):
+        build(name, [])
+
+
+@pytest.mark.parametrize("num_tasks", sorted(TASK_SETS))
+@pytest.mark.parametrize("name", NAMES)
+def test_output_keys_and_shapes(name, num_tasks):
+    tasks = TASK_SETS[num_tasks]
+    model = build(name, tasks)
+    outputs = model(inputs())
+    assert list(outputs) == tasks
+    for task in tasks:
+        assert outputs[task].shape == (BATCH,)
+        assert outputs[task].dtype == torch.float32
+        assert torch.isfinite(outputs[task]).all()
+
+
+@pytest.mark.parametrize("num_tasks", sorted(TASK_SETS))
+@pytest.mark.parametrize("name", NAMES)
+def test_parameters_are_shared_or_owned_by_exactly_one_task(name, num_tasks):
+    tasks = TASK_SETS[num_tasks]
+    model = build(name, tasks)
+    all_ids = [id(p) for p in model.parameters()]
+    shared_ids = [id(p) for p in model.shared_parameters()]
+    task_ids = {task: [id(p) for p in model.task_parameters(task)] for task in tasks}
+
+    assert len(set(shared_ids)) == len(shared_ids)
+    for task in tasks:
+        assert task_ids[task], f"task {task} owns no parameters"
+        assert len(set(task_ids[task])) == len(task_ids[task])
+        assert set(task_ids[task]).isdisjoint(shared_ids)
+        assert set(task_ids[task]) <= set(all_ids), "task parameters must be parameters of the model"
+    for i, first in enumerate(tasks):
+        for second in tasks[i + 1 :]:
+            assert set(task_ids[first]).isdisjoint(task_ids[second]), f"{first} and {second} share parameters"
+    owned = set(shared_ids).union(*task_ids.values())
+    assert owned == set(all_ids)
+    assert len(shared_ids) + sum(len(ids) for ids in task_ids.values()) == len(all_ids)
+
+
+@pytest.mark.parametrize("num_tasks", [2, 3])
+@pytest.mark.parametrize("name", NAMES)
+def test_shared_parameters_are_used_by_more_than_one_task(name, num_tasks):
+    """A parameter that only one task's output depends on must be owned by that task, not shared."""
+    tasks = TASK_SETS[num_tasks]
+    model = build(name, tasks)
+    outputs = model(inputs(batch=16))
+    shared_ids = {id(p) for p in model.shared_parameters()}
+    shared = {id(p): n for n, p in model.named_parameters() if id(p) in shared_ids}
+    params = [p for p in model.parameters() if id(p) in shared]
+    if not params:
+        return  # nothing shared (independent tasks): nothing to check
+    users = dict.fromkeys(shared, 0)
+    for task in tasks:
+        grads = torch.autograd.grad(outputs[task].sum(), params, retain_graph=True, allow_unused=True)
+        for param, grad in zip(params, grads):
+            if grad is not None and torch.count_nonzero(grad) > 0:
+                users[id(param)] += 1
+    for pid, count in users.items():
+        assert count >= 2, f"shared parameter {shared[pid]} drives {count} task output(s)"
+
+
+@pytest.mark.parametrize("num_tasks", sorted(TASK_SETS))
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_of_summed_outputs_are_finite(name, num_tasks):
+    tasks = TASK_SETS[num_tasks]
+    model = build(name, tasks)
+    sum(output.sum() for output in model(inputs()).values()).backward()
+    received = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
+    assert received
+    for param_name, grad in received:
+        assert torch.isfinite(grad).all(), param_name
+    # each task's own parameters drive that task's output, so they all receive a gradient
+    for task in tasks:
+        assert all(p.grad is not None for p in model.task_parameters(task)), task
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_outputs_other_seed_differs(name):
+    tasks = TASK_SETS[2]
+    x = inputs()
+    first = build(name, tasks, seed=7)(x)
+    second = build(name, tasks, seed=7)(x)
+    other = build(name, tasks, seed=8)(x)
+    for task in tasks:
+        assert torch.equal(first[task], second[task])
+        assert not torch.allclose(first[task], other[task])
+
+
+def synthetic_problem(rows: int = 512, input_dim: int = 8) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Two binary tasks from known rules: a linear half-space and a (nonlinear) disc."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, input_dim, generator=generator)
+    w = torch.randn(input_dim, generator=generator)
+    linear = (x @ w > 0).float()
+    radial = ((x[:, :2] ** 2).sum(1) > 1.386).float()  # median of chi-square(2): balanced classes
+    return x, {"ctr": linear, "cvr": radial}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_trainable_on_a_synthetic_problem(name):
+    x, labels = synthetic_problem()
+    model = build(name, list(labels), seed=0, input_dim=x.shape[1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+
+    def losses() -> dict[str, torch.Tensor]:
+        outputs = model(x)
+        return {t: nn.functional.binary_cross_entropy_with_logits(outputs[t], labels[t]) for t in labels}
+
+    initial = {t: v.item() for t, v in losses().items()}
+    for _ in range(200):
+        optimizer.zero_grad()
+        sum(losses().values()).backward()
+        optimizer.step()
+    with torch.no_grad():
+        final = {t: v.item() for t, v in losses().items()}
+    for task in labels:
+        assert final[task] < 0.7 * initial[task], (task, initial[task], final[task])
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:DeprecationWarning")
+@pytest.mark.parametrize("num_tasks", [1, 3])
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_jit_trace_matches_eager(name, num_tasks):
+    tasks = TASK_SETS[num_tasks]
+    model = build(name, tasks).eval()
+    wrapper = TupleOutputs(model)
+    with torch.no_grad():
+        traced = torch.jit.trace(wrapper, inputs(seed=1), check_trace=False)
+        for batch, seed in [(BATCH, 2), (BATCH + 3, 3)]:  # new values, and a batch size not traced
+            x = inputs(batch=batch, seed=seed)
+            eager = model(x)
+            result = traced(x)
+            assert len(result) == len(tasks)
+            for task, value in zip(tasks, result):
+                assert value.shape == (batch,)
+                torch.testing.assert_close(value, eager[task], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_tasks", [1, 3])
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_export_matches_eager(name, num_tasks):
+    tasks = TASK_SETS[num_tasks]
+    model = build(name, tasks).eval()
+    batch_dim = ({0: torch.export.Dim("batch")},)  # serving batches vary in size
+    exported = torch.export.export(model, (inputs(seed=1),), dynamic_shapes=batch_dim, strict=False)
+    for batch, seed in [(BATCH, 2), (BATCH + 3, 3)]:
+        x = inputs(batch=batch, seed=seed)
+        with torch.no_grad():
+            eager = model(x)
+            result = exported.module()(x)
+        assert list(result) == tasks
+        for task in tasks:
+            assert result[task].shape == (batch,)
+            torch.testing.assert_close(result[task], eager[task], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_tasks", sorted(TASK_SETS))
+@pytest.mark.parametrize("name", GATED)
+def test_gate_weights_are_recorded_per_task(name, num_tasks):
+    tasks = TASK_SETS[num_tasks]
+    model = build(name, tasks)
+    model(inputs())
+    assert model.last_gate_weights == {}, "gates are recorded only when record_gates is set"
+
+    model.record_gates = True
+    model(inputs())
+    gates = model.last_gate_weights
+    assert list(gates) == tasks
+    num_experts = {weights.shape[1] for weights in gates.values()}
+    assert len(num_experts) == 1
+    expected_experts = small_params(ARCHITECTURES[name]).get("num_experts")
+    if expected_experts is not None:
+        assert num_experts == {expected_experts}
+    for weights in gates.values():
+        assert weights.shape == (BATCH, next(iter(num_experts)))
+        assert not weights.requires_grad
+        assert (weights >= 0).all()
+        torch.testing.assert_close(weights.sum(1), torch.ones(BATCH))
+
+
+@pytest.mark.parametrize("name", INDEPENDENT)
+def test_independent_tasks_do_not_influence_each_other(name):
+    tasks = TASK_SETS[3]
+    model = build(name, tasks)
+    assert list(model.shared_parameters()) == []
+    x = inputs()
+    with torch.no_grad():
+        before = model(x)
+        for changed in tasks:
+            for parameter in model.task_parameters(changed):
+                parameter.add_(0.5)
+            after = model(x)
+            assert not torch.allclose(after[changed], before[changed])
+            for task in tasks:
+                if task != changed:
+                    assert torch.equal(after[task], before[task]), (changed, task)
+            before = after

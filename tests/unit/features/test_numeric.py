@@ -1,0 +1,165 @@
+"""Tests for mtlrec.features.numeric: fill, signed log1p, standardisation, quantile buckets."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sklearn.preprocessing import StandardScaler
+
+from mtlrec.features import NotFittedError, NumericEncoder
+
+INF = math.inf
+# finite values: 1, 2, 4, 9 → mean 4, median 3; missing: null, NaN, +inf, -inf
+WITH_MISSING = [1.0, None, 2.0, math.nan, 4.0, INF, 9.0, -INF]
+MISSING_POSITIONS = [1, 3, 5, 7]
+
+
+def column(values) -> pa.Array:
+    return pa.array(values, pa.float64())
+
+
+def test_transform_before_fit_raises():
+    encoder = NumericEncoder()
+    with pytest.raises(NotFittedError):
+        encoder.transform(column([1.0]))
+    with pytest.raises(NotFittedError):
+        encoder.to_dict()
+    with pytest.raises(NotFittedError):
+        _ = NumericEncoder(buckets=4).num_ids
+
+
+@pytest.mark.parametrize(("fill_value", "expected_fill"), [("mean", 4.0), ("median", 3.0), (-7.5, -7.5), (0, 0.0)])
+def test_fill_uses_finite_values_only(fill_value, expected_fill):
+    encoder = NumericEncoder(fill_value=fill_value, standardize=False).fit(column(WITH_MISSING))
+    assert encoder.fill_ == pytest.approx(expected_fill)
+    out = encoder.transform(column(WITH_MISSING))
+    assert out.dtype == np.float32
+    assert np.isfinite(out).all()
+    expected = [expected_fill if i in MISSING_POSITIONS else v for i, v in enumerate(WITH_MISSING)]
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def test_fill_at_transform_uses_the_train_statistic():
+    encoder = NumericEncoder(fill_value="median", standardize=False).fit(column([10.0, 20.0, 30.0, None]))
+    np.testing.assert_allclose(encoder.transform(column([None, math.nan, 5.0])), [20.0, 20.0, 5.0])
+
+
+def test_all_missing_train_column_fills_with_zero():
+    encoder = NumericEncoder().fit(column([None, math.nan, INF]))
+    assert encoder.fill_ == 0.0
+    out = encoder.transform(column([None, 3.0]))
+    assert np.isfinite(out).all()
+
+
+def test_count_missing_counts_null_nan_and_infinities():
+    assert NumericEncoder.count_missing(column(WITH_MISSING)) == 4
+    assert NumericEncoder.count_missing(column([1.0, 2.0])) == 0
+    chunked = pa.chunked_array([column([None, 1.0]), column([math.nan, -INF, 0.0])])
+    assert NumericEncoder.count_missing(chunked) == 3
+
+
+def test_integer_and_chunked_columns_are_accepted():
+    encoder = NumericEncoder(standardize=False).fit(pa.chunked_array([pa.array([1, 2], pa.int64()), pa.array([3])]))
+    assert encoder.fill_ == pytest.approx(2.0)
+    np.testing.assert_allclose(encoder.transform(pa.array([5, None], pa.int32())), [5.0, 2.0])
+
+
+def test_signed_log1p():
+    values = [-100.0, -1.0, -0.5, 0.0, 0.5, 3.0, 1e6]
+    encoder = NumericEncoder(log1p=True, standardize=False).fit(column(values))
+    expected = [math.copysign(math.log1p(abs(v)), v) for v in values]
+    np.testing.assert_allclose(encoder.transform(column(values)), expected, rtol=1e-6)
+
+
+def test_log1p_is_applied_to_the_filled_value():
+    encoder = NumericEncoder(fill_value=9.0, log1p=True, standardize=False).fit(column([1.0, 2.0]))
+    np.testing.assert_allclose(encoder.transform(column([None])), [math.log1p(9.0)], rtol=1e-6)
+
+
+def test_standardisation_by_hand():
+    # train 1, 2, 3, 4: mean 2.5, population std sqrt(1.25)
+    encoder = NumericEncoder().fit(column([1.0, 2.0, 3.0, 4.0]))
+    assert encoder.mean_ == pytest.approx(2.5)
+    assert encoder.std_ == pytest.approx(math.sqrt(1.25))
+    out = encoder.transform(column([2.5, 5.0, 0.0]))
+    np.testing.assert_allclose(out, [0.0, 2.5 / math.sqrt(1.25), -2.5 / math.sqrt(1.25)], rtol=1e-6)
+
+
+def test_standardisation_matches_sklearn_standard_scaler():
+    rng = np.random.default_rng(0)
+    train = rng.lognormal(2.0, 1.0, size=2000)
+    test = rng.lognormal(2.0, 1.5, size=500)
+    encoder = NumericEncoder(log1p=True).fit(column(train))
+    scaler = StandardScaler().fit(np.log1p(train)[:, None])
+    expected = scaler.transform(np.log1p(test)[:, None])[:, 0]
+    np.testing.assert_allclose(encoder.transform(column(test)), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_constant_train_column_gives_zero_without_blowing_up():
+    encoder = NumericEncoder().fit(column([3.0, 3.0, 3.0, None]))
+    assert encoder.std_ == 1.0
+    out = encoder.transform(column([3.0, 4.0, None]))
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, [0.0, 1.0, 0.0])
+
+
+def test_buckets_by_hand():
+    # 1..8 with linear interpolation: quartiles 2.75, 4.5, 6.25
+    encoder = NumericEncoder(buckets=4).fit(column([float(v) for v in range(1, 9)]))
+    assert encoder.boundaries_ == pytest.approx([2.75, 4.5, 6.25])
+    assert encoder.produces_ids
+    assert encoder.num_ids == 2 + 4
+    ids = encoder.transform(column([-5.0, 1.0, 2.75, 3.0, 4.5, 6.0, 6.25, 7.0, 100.0]))
+    assert ids.dtype == np.int64
+    # searchsorted(side='right'): a value equal to a boundary goes to the bucket above
+    assert ids.tolist() == [2, 2, 3, 3, 4, 4, 5, 5, 5]
+
+
+def test_buckets_are_quantiles_of_the_shaped_train_values():
+    rng = np.random.default_rng(1)
+    train = rng.exponential(10.0, size=5000)
+    test = rng.exponential(10.0, size=1000)
+    encoder = NumericEncoder(log1p=True, buckets=10).fit(column(train))
+    boundaries = np.quantile(np.log1p(train), np.arange(1, 10) / 10)
+    np.testing.assert_allclose(encoder.boundaries_, boundaries)
+    ids = encoder.transform(column(test))
+    np.testing.assert_array_equal(ids, 2 + np.searchsorted(boundaries, np.log1p(test), side="right"))
+    assert ids.min() >= 2 and ids.max() < encoder.num_ids
+    # about a tenth of the train rows fall in each bucket
+    counts = np.bincount(encoder.transform(column(train)) - 2, minlength=10)
+    assert counts.min() > 400 and counts.max() < 600
+
+
+def test_buckets_with_repeated_values_deduplicate_boundaries():
+    encoder = NumericEncoder(buckets=4).fit(column([0.0] * 90 + [1.0, 2.0, 3.0] * 4))
+    assert encoder.boundaries_ == sorted(set(encoder.boundaries_))
+    assert encoder.num_ids == 2 + len(encoder.boundaries_) + 1
+    ids = encoder.transform(column([0.0, 5.0]))
+    assert ids[0] == 2 + int(np.searchsorted(encoder.boundaries_, 0.0, side="right"))
+    assert ids[1] == encoder.num_ids - 1
+
+
+def test_buckets_missing_values_go_to_the_fill_bucket():
+    encoder = NumericEncoder(fill_value=100.0, buckets=2).fit(column([1.0, 2.0, 3.0]))
+    ids = encoder.transform(column([None, math.nan, 100.0]))
+    assert ids.tolist() == [ids[2]] * 3
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"fill_value": "median", "log1p": True}, {"fill_value": 2.5, "standardize": False}, {"buckets": 5}],
+)
+def test_to_dict_from_dict_round_trip_through_json(kwargs):
+    rng = np.random.default_rng(2)
+    train = column(list(rng.normal(5.0, 2.0, size=300)) + [None, math.nan])
+    encoder = NumericEncoder(**kwargs).fit(train)
+    state = encoder.to_dict()
+    assert state["kind"] == "numeric"
+    restored = NumericEncoder.from_dict(json.loads(json.dumps(state)))
+    probe = column([None, -3.0, 0.0, 5.0, 11.0, math.nan])
+    np.testing.assert_array_equal(restored.transform(probe), encoder.transform(probe))
+    assert restored.to_dict() == state
