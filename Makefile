@@ -20,7 +20,7 @@ demo: venv
 	@for model in $(MODELS); do \
 		$(MTLREC) train configs/census/$$model.yaml --output $(RUNS)/$$model || exit 1; \
 	done
-	$(MTLREC) summarize $(addprefix $(RUNS)/,$(MODELS)) --split test --output $(RUNS)/summary
+	$(MTLREC) summarize $(addprefix $(RUNS)/,$(MODELS)) --split test --metric auc --output $(RUNS)/summary
 
 test: venv
 	$(PY) -m pytest -q

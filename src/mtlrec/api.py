@@ -113,20 +113,22 @@ def predict_run(run_dir: str | Path, data_path: str | Path, output: str | Path) 
     return raw.table.num_rows
 
 
-def summarize(run_dirs: list[str | Path], split: str = "test") -> list[dict[str, Any]]:
-    """One row per run: its name, architecture and every ``task.metric`` of ``split``."""
+def summarize(
+    run_dirs: list[str | Path], split: str = "test", metrics: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """One row per run: its name, architecture and each ``task.metric`` of ``split`` (all, or those in ``metrics``)."""
     rows = []
     for run_dir in run_dirs:
         files = RunFiles(Path(run_dir))
         if not files.metrics.is_file():
             raise RunDirError(f"{run_dir}: no {files.metrics.name}; has the run finished?")
-        metrics = json.loads(files.metrics.read_text())
-        if split not in metrics:
-            raise RunDirError(f"{run_dir}: no '{split}' metrics (the run has: {', '.join(metrics)})")
+        results = json.loads(files.metrics.read_text())
+        if split not in results:
+            raise RunDirError(f"{run_dir}: no '{split}' metrics (the run has: {', '.join(results)})")
         config = yaml.safe_load(files.config.read_text())
         row: dict[str, Any] = {"run": Path(run_dir).name, "architecture": config["model"]["architecture"]}
-        for task, values in metrics[split].items():
-            row.update({f"{task}.{name}": value for name, value in values.items()})
+        for task, values in results[split].items():
+            row.update({f"{task}.{name}": value for name, value in values.items() if not metrics or name in metrics})
         rows.append(row)
     return rows
 

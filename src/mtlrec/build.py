@@ -45,7 +45,8 @@ def check_config(config: Config) -> None:
         loss = _lookup(LOSSES, task.loss, f"tasks[{index}].loss", "loss")
         if loss.kind == "regression" and (task.label.positive is not None or task.label.threshold is not None):
             raise ConfigError(
-                f"tasks[{index}].label: positive/threshold binarise a label, but loss '{task.loss}' is a regression loss"
+                f"tasks[{index}].label: positive/threshold binarise a label, "
+                f"but loss '{task.loss}' is a regression loss"
             )
         for position, name in enumerate(task_metric_names(task)):
             metric = _lookup(METRICS, name, f"tasks[{index}].metrics[{position}]", "metric")
@@ -90,7 +91,9 @@ def build_pipeline(config: Config) -> FeaturePipeline:
                 feature.min_count, feature.max_vocab_size, feature.hash_buckets
             )
         else:
-            encoder = NumericEncoder(feature.fill_value, feature.log1p, feature.standardize, feature.buckets)
+            encoder = NumericEncoder(
+                feature.fill_value, feature.log1p, feature.standardize, feature.buckets, feature.boundaries
+            )
         features.append(FeatureSpec(feature.name, feature.column or feature.name, encoder))
     labels = []
     for task in config.tasks:
@@ -174,6 +177,8 @@ def build_trainer(config: Config, model: nn.Module, files: RunFiles, show_progre
         batch_size=config.train.batch_size,
         seed=config.train.seed,
         eval_batch_size=config.train.eval_batch_size,
+        lr_schedule=config.train.lr_schedule,
+        warmup_steps=config.train.warmup_steps,
         log_every=config.train.log_every,
         selection=selection,
         patience=stopping.patience if stopping else None,

@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     summarize = commands.add_parser("summarize", help="table of several runs' metrics")
     summarize.add_argument("run_dirs", nargs="+")
     summarize.add_argument("--split", default="test", choices=["valid", "test"])
+    summarize.add_argument("--metric", action="append", help="only this metric (repeatable); default: all")
     summarize.add_argument("--output", help="also write PREFIX.csv and PREFIX.md")
     summarize.set_defaults(handler=_summarize)
 
@@ -108,7 +109,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _summarize(args: argparse.Namespace) -> int:
     from mtlrec import api
 
-    rows = api.summarize(args.run_dirs, args.split)
+    rows = api.summarize(args.run_dirs, args.split, args.metric)
     print(api.format_table(rows))
     if args.output:
         api.write_summary(rows, args.output)

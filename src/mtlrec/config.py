@@ -111,6 +111,17 @@ class NumericFeature(_Strict):
     buckets: int | None = Field(
         None, ge=2, description="Quantile buckets fitted on train; the feature becomes an embedded id."
     )
+    boundaries: list[float] | None = Field(
+        None, min_length=1, description="Explicit increasing bucket boundaries; the feature becomes an embedded id."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> NumericFeature:
+        if self.buckets is not None and self.boundaries is not None:
+            raise ValueError("use either buckets or boundaries, not both")
+        if self.boundaries is not None and any(b <= a for a, b in zip(self.boundaries, self.boundaries[1:])):
+            raise ValueError("boundaries must be strictly increasing")
+        return self
 
 
 Feature = Annotated[CategoricalFeature | NumericFeature, Field(discriminator="kind")]
@@ -172,6 +183,10 @@ class TrainConfig(_Strict):
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0.0)
     embedding_lr: float | None = Field(None, gt=0.0, description="Sparse Adam on embeddings; default: lr.")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="cosine: decay every learning rate to 0 over all epochs' steps."
+    )
+    warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warm-up steps.")
     weight_decay: float = Field(0.0, ge=0.0, description="Dense parameters only.")
     seed: int = 0
     threads: int | None = Field(None, gt=0, description="torch intra-op threads; default: torch's choice.")

@@ -20,7 +20,10 @@ features:
 tasks:
   - {{name: click, label: {{column: click}}, loss: bce}}
   - {{name: buy, label: {{column: buy, positive: ["yes"], negative: ["no"]}}, loss: bce}}
-model: {{architecture: mmoe, embedding_dim: 4, params: {{num_experts: 2, expert_hidden_units: [8], tower_hidden_units: [4]}}}}
+model:
+  architecture: mmoe
+  embedding_dim: 4
+  params: {{num_experts: 2, expert_hidden_units: [8], tower_hidden_units: [4]}}
 train: {{epochs: 1, batch_size: 16}}
 """
 

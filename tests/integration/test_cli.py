@@ -147,6 +147,9 @@ def test_summarize_prints_and_writes_a_table(tmp_path, census_overrides, capsys)
     assert csv_lines[0].startswith("run,architecture,income.auc")
     test_auc = json.loads((runs[1] / "metrics.json").read_text())["test"]["income"]["auc"]
     assert float(csv_lines[2].split(",")[2]) == pytest.approx(test_auc)
+    assert main(["summarize", *map(str, runs), "--metric", "auc"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "income.auc" in header and "logloss" not in header
 
 
 def test_list_and_schema(capsys):

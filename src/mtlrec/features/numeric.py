@@ -22,14 +22,16 @@ class NumericEncoder:
     Missing values (null, NaN, ±inf) are replaced by ``fill_value`` (a number, or the training
     column's mean or median) and counted. ``log1p`` applies ``sign(x) * log1p(|x|)``, which equals
     ``log1p(x)`` for the usual non-negative counts and durations and stays finite for negatives.
-    With ``buckets``, quantile boundaries fitted on the training column turn the value into an id
-    (``2 + bucket``) that is embedded like a categorical feature.
+    With ``buckets``, quantile boundaries fitted on the training column (or explicit ``boundaries``)
+    turn the value into an id (``2 + bucket``, bucket i holding boundaries[i-1] <= x < boundaries[i])
+    that is embedded like a categorical feature. Boundaries apply to the value after fill and log1p.
 
     Args:
         fill_value: number, ``"mean"`` or ``"median"``.
         log1p: apply the signed log1p before standardising/bucketising.
         standardize: subtract the training mean and divide by the training std.
-        buckets: number of quantile buckets (>= 2), or None for a dense float output.
+        buckets: number of quantile buckets (>= 2), or None.
+        boundaries: explicit increasing boundaries, or None. Without either, the output is a dense float.
     """
 
     kind = "numeric"
@@ -40,19 +42,21 @@ class NumericEncoder:
         log1p: bool = False,
         standardize: bool = True,
         buckets: int | None = None,
+        boundaries: list[float] | None = None,
     ):
         self.fill_value = fill_value
         self.log1p = log1p
         self.standardize = standardize
         self.buckets = buckets
+        self.boundaries = None if boundaries is None else [float(b) for b in boundaries]
         self.fill_: float | None = None
         self.mean_: float = 0.0
         self.std_: float = 1.0
-        self.boundaries_: list[float] | None = None
+        self.boundaries_: list[float] | None = self.boundaries
 
     @property
     def produces_ids(self) -> bool:
-        return self.buckets is not None
+        return self.buckets is not None or self.boundaries is not None
 
     @property
     def num_ids(self) -> int:
@@ -100,6 +104,7 @@ class NumericEncoder:
             "log1p": self.log1p,
             "standardize": self.standardize,
             "buckets": self.buckets,
+            "explicit_boundaries": self.boundaries,
             "fill": self.fill_,
             "mean": self.mean_,
             "std": self.std_,
@@ -108,7 +113,13 @@ class NumericEncoder:
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> NumericEncoder:
-        encoder = cls(state["fill_value"], state["log1p"], state["standardize"], state["buckets"])
+        encoder = cls(
+            state["fill_value"],
+            state["log1p"],
+            state["standardize"],
+            state["buckets"],
+            state.get("explicit_boundaries"),
+        )
         encoder.fill_, encoder.mean_, encoder.std_ = state["fill"], state["mean"], state["std"]
         encoder.boundaries_ = state["boundaries"]
         return encoder

@@ -5,13 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mtlrec.nn.sparse_lookup import row_sparse_lookup
+
 
 class FusedEmbedding(nn.Module):
     """One embedding table holding every id feature's rows; a single gather per batch.
 
     Each feature's local ids (0 padding, 1 OOV, 2.. values) are shifted by that feature's row offset,
-    so all F lookups are one ``F.embedding`` call. With ``sparse=True`` the table's gradient is a
-    sparse tensor over the rows the batch touched, for a sparse-aware optimizer (SparseAdam).
+    so all F lookups are one gather. With ``sparse=True`` the table's gradient is a coalesced sparse
+    tensor over the distinct rows the batch touched (``row_sparse_lookup``), for a row-wise optimizer.
 
     Args:
         vocab_sizes: rows per feature (F entries).
@@ -39,7 +41,9 @@ class FusedEmbedding(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, F) int64 local ids → (B, F·E) concatenated embeddings."""
         rows = ids + self.offsets
-        return nn.functional.embedding(rows, self.weight, sparse=self.sparse).flatten(1)
+        if self.sparse and self.weight.requires_grad and torch.is_grad_enabled():
+            return row_sparse_lookup(self.weight, rows).flatten(1)
+        return nn.functional.embedding(rows, self.weight).flatten(1)
 
 
 class InputLayer(nn.Module):

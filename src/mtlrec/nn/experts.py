@@ -13,9 +13,11 @@ from mtlrec.nn.mlp import ACTIVATIONS
 class ParallelExperts(nn.Module):
     """E identical-shape MLP experts evaluated together, without a Python loop over experts.
 
-    The first layer reads the shared input, so all experts' first layers are one (B, D) × (D, E·H)
-    matmul; each later layer is one batched matmul (E, B, H) × (E, H, H'). Same function as E
-    separate ``MLP`` experts (Jacobs et al., 1991; Ma et al., KDD 2018, MMoE).
+    Activations are kept feature-major, (E·H, B) and (E, H, B), so no layer needs a transposed copy:
+    the first layer reads the shared input, so all experts' first layers are one (E·H, D) × (D, B)
+    matmul; each later layer is one batched matmul (E, H', H) × (E, H, B). Same function as E
+    separate ``MLP`` experts (Jacobs et al., 1991; Ma et al., KDD 2018, MMoE); ``expert_layers(e)``
+    gives expert e's layers as (weight (in, out), bias (out,)) views.
 
     Args:
         input_dim: D.
@@ -31,35 +33,44 @@ class ParallelExperts(nn.Module):
         if not hidden_units:
             raise ValueError("experts need at least one hidden layer")
         self.num_experts = num_experts
-        widths = [input_dim, *hidden_units]
+        self.hidden_units = list(hidden_units)
+        self.first = nn.Linear(input_dim, num_experts * hidden_units[0])
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(num_experts, w_in, w_out)) for w_in, w_out in zip(widths, widths[1:])
+            nn.Parameter(torch.empty(num_experts, w_out, w_in)) for w_in, w_out in zip(hidden_units, hidden_units[1:])
         )
-        self.biases = nn.ParameterList(nn.Parameter(torch.empty(num_experts, 1, w_out)) for w_out in widths[1:])
-        self.activation = ACTIVATIONS[activation]()
+        self.biases = nn.ParameterList(nn.Parameter(torch.empty(num_experts, w_out, 1)) for w_out in hidden_units[1:])
+        # in place on the fresh matmul outputs: saves an allocation of the largest activations
+        self.activation = nn.ReLU(inplace=True) if activation == "relu" else ACTIVATIONS[activation]()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Same initialisation as ``nn.Linear`` for each expert's layers."""
+        self.first.reset_parameters()
         for weight, bias in zip(self.weights, self.biases):
-            bound = 1.0 / math.sqrt(weight.shape[1])
+            bound = 1.0 / math.sqrt(weight.shape[2])
             nn.init.uniform_(weight, -bound, bound)
             nn.init.uniform_(bias, -bound, bound)
 
     def output_dim(self) -> int:
-        return self.weights[-1].shape[-1]
+        return self.hidden_units[-1]
+
+    def expert_layers(self, expert: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Expert ``expert``'s layers as (weight (in, out), bias (out,)) views of the fused parameters."""
+        width = self.hidden_units[0]
+        rows = slice(expert * width, (expert + 1) * width)
+        layers = [(self.first.weight[rows].t(), self.first.bias[rows])]
+        layers += [(weight[expert].t(), bias[expert, :, 0]) for weight, bias in zip(self.weights, self.biases)]
+        return layers
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, D) → (B, E, H) expert outputs."""
+        """(B, D) → (B, E, H) expert outputs (a view of feature-major memory)."""
         batch = x.shape[0]
-        first_weight = self.weights[0]
-        fused = first_weight.permute(1, 0, 2).reshape(first_weight.shape[1], -1)  # (D, E·H)
-        hidden = torch.addmm(self.biases[0].reshape(1, -1), x, fused)  # (B, E·H)
-        hidden = self.dropout(self.activation(hidden)).view(batch, self.num_experts, -1).transpose(0, 1)  # (E, B, H)
-        for weight, bias in zip(self.weights[1:], self.biases[1:]):
-            hidden = self.dropout(self.activation(torch.baddbmm(bias, hidden, weight)))
-        return hidden.transpose(0, 1)
+        hidden = torch.addmm(self.first.bias.unsqueeze(1), self.first.weight, x.t())  # (E·H, B)
+        hidden = self.dropout(self.activation(hidden)).view(self.num_experts, -1, batch)  # (E, H, B)
+        for weight, bias in zip(self.weights, self.biases):
+            hidden = self.dropout(self.activation(torch.baddbmm(bias, weight, hidden)))  # (E, H', B)
+        return hidden.permute(2, 0, 1)
 
 
 class SoftmaxGate(nn.Module):
@@ -82,5 +93,10 @@ class SoftmaxGate(nn.Module):
 
 
 def mix_experts(expert_outputs: torch.Tensor, gate_weights: torch.Tensor) -> torch.Tensor:
-    """Σ_e g_e · f_e: (B, E, H) experts and (B, E) weights → (B, H)."""
-    return torch.bmm(gate_weights.unsqueeze(1), expert_outputs).squeeze(1)
+    """Σ_e g_e · f_e: (B, E, H) experts and (B, E) weights → (B, H).
+
+    Computed feature-major, (E, H, B) weighted by (E, 1, B), which is contiguous for
+    ``ParallelExperts``' output, so nothing is copied into a batch-major layout.
+    """
+    feature_major = expert_outputs.permute(1, 2, 0)  # (E, H, B)
+    return (feature_major * gate_weights.t().unsqueeze(1)).sum(dim=0).t()

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mtlrec.training.sparse_adam import RowSparseAdam
+
 DENSE_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
@@ -20,6 +22,15 @@ class CompositeOptimizer:
 
     def __init__(self, optimizers: dict[str, torch.optim.Optimizer]):
         self.optimizers = optimizers
+        for optimizer in optimizers.values():
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+
+    def scale_lr(self, factor: float) -> None:
+        """Set every group's learning rate to ``factor`` × its initial learning rate."""
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
 
     def zero_grad(self) -> None:
         for optimizer in self.optimizers.values():
@@ -45,17 +56,18 @@ def make_optimizer(
     embedding_lr: float | None = None,
     weight_decay: float = 0.0,
 ) -> CompositeOptimizer:
-    """Adam/AdamW over dense parameters and ``torch.optim.SparseAdam`` over embedding tables.
+    """Adam/AdamW over dense parameters and row-wise lazy Adam over embedding tables.
 
-    SparseAdam ("lazy Adam") updates only the rows a batch touched, with their moment estimates;
-    a dense Adam step over all embedding rows every batch costs time proportional to the table size.
+    The embedding optimizer (``RowSparseAdam``, the update of ``torch.optim.SparseAdam``) touches only
+    the rows a batch used; a dense Adam step over all embedding rows costs time proportional to the
+    table size every batch.
     """
     embedding_parameters = list(embedding_parameters)
     embedding_ids = {id(p) for p in embedding_parameters}
     dense = [p for p in dense_parameters if p.requires_grad and id(p) not in embedding_ids]
     optimizers: dict[str, torch.optim.Optimizer] = {}
     if dense:
-        optimizers["dense"] = DENSE_OPTIMIZERS[name](dense, lr=lr, weight_decay=weight_decay, foreach=True)
+        optimizers["dense"] = DENSE_OPTIMIZERS[name](dense, lr=lr, weight_decay=weight_decay, fused=True)
     if embedding_parameters:
-        optimizers["embedding"] = torch.optim.SparseAdam(embedding_parameters, lr=embedding_lr or lr)
+        optimizers["embedding"] = RowSparseAdam(embedding_parameters, lr=embedding_lr or lr)
     return CompositeOptimizer(optimizers)

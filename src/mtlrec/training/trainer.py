@@ -20,6 +20,7 @@ from mtlrec.training.checkpoint import load_checkpoint, save_checkpoint, save_we
 from mtlrec.training.early_stopping import EarlyStopping
 from mtlrec.training.optim import CompositeOptimizer
 from mtlrec.training.progress import EpochProgress
+from mtlrec.training.schedule import lr_factor
 from mtlrec.weighting import WeightingStrategy
 
 log = logging.getLogger("mtlrec.train")
@@ -34,6 +35,8 @@ class TrainSettings:
     seed: int
     eval_batch_size: int = 16384
     log_every: int = 200
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     selection: tuple[str, str] | None = None
     patience: int | None = None
     min_delta: float = 0.0
@@ -96,7 +99,11 @@ class Trainer:
             epoch, self.settings.epochs, steps, self.settings.log_every, self.settings.show_progress_bar
         )
         total = torch.zeros(len(self.losses))
-        for batch in data.batches(self.settings.batch_size, shuffle=True, generator=generator):
+        total_steps = steps * self.settings.epochs
+        for step, batch in enumerate(data.batches(self.settings.batch_size, shuffle=True, generator=generator)):
+            self.optimizer.scale_lr(
+                lr_factor(self.settings.lr_schedule, epoch * steps + step, total_steps, self.settings.warmup_steps)
+            )
             losses = self.train_step(batch)
             total += losses * len(batch)
             progress.update(len(batch), losses.sum())

@@ -163,3 +163,13 @@ def test_to_dict_from_dict_round_trip_through_json(kwargs):
     probe = column([None, -3.0, 0.0, 5.0, 11.0, math.nan])
     np.testing.assert_array_equal(restored.transform(probe), encoder.transform(probe))
     assert restored.to_dict() == state
+
+
+def test_explicit_boundaries_bucket_raw_values():
+    encoder = NumericEncoder(boundaries=[0.0, 10.0, 100.0]).fit(pa.array([5.0, 50.0, 500.0]))
+    ids = encoder.transform(pa.array([-1.0, 0.0, 9.99, 10.0, 99.0, 100.0, 1e6, None]))
+    # bucket = number of boundaries <= x; the null is filled with the train mean (185)
+    assert ids.tolist() == [2, 3, 3, 4, 4, 5, 5, 5]
+    assert encoder.produces_ids and encoder.num_ids == 2 + 4
+    restored = NumericEncoder.from_dict(json.loads(json.dumps(encoder.to_dict())))
+    assert restored.transform(pa.array([9.0, 11.0])).tolist() == [3, 4]

@@ -18,8 +18,8 @@ def reference_experts(experts: ParallelExperts, x: torch.Tensor, activation: nn.
     outputs = []
     for e in range(experts.num_experts):
         hidden = x
-        for weight, bias in zip(experts.weights, experts.biases):
-            hidden = activation(hidden @ weight[e] + bias[e])
+        for weight, bias in experts.expert_layers(e):
+            hidden = activation(hidden @ weight + bias)
         outputs.append(hidden)
     return torch.stack(outputs, dim=1)
 
@@ -38,7 +38,7 @@ def test_parallel_experts_equal_a_loop_over_separate_experts(hidden_units, activ
 
 
 def test_parallel_experts_equal_nn_linear_experts_with_copied_weights():
-    """The fused layout (E, D_in, D_out) holds the transposes of ``nn.Linear`` weights."""
+    """``expert_layers`` exposes (in, out) weights: the transposes of ``nn.Linear`` weights."""
     torch.manual_seed(0)
     experts = ParallelExperts(input_dim=4, num_experts=2, hidden_units=[6, 3])
     x = randn(5, 4)
@@ -46,9 +46,9 @@ def test_parallel_experts_equal_nn_linear_experts_with_copied_weights():
         mlp = MLP(4, [6, 3])
         linears = [m for m in mlp.layers if isinstance(m, nn.Linear)]
         with torch.no_grad():
-            for linear, weight, bias in zip(linears, experts.weights, experts.biases):
-                linear.weight.copy_(weight[e].T)
-                linear.bias.copy_(bias[e, 0])
+            for linear, (weight, bias) in zip(linears, experts.expert_layers(e)):
+                linear.weight.copy_(weight.T)
+                linear.bias.copy_(bias)
         torch.testing.assert_close(experts(x)[:, e], mlp(x), rtol=1e-5, atol=1e-5)
 
 

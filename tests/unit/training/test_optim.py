@@ -11,6 +11,7 @@ from mtlrec.architectures import SharedBottom
 from mtlrec.model import MultiTaskModel
 from mtlrec.nn import InputLayer
 from mtlrec.training import CompositeOptimizer, load_checkpoint, make_optimizer, save_checkpoint
+from mtlrec.training.sparse_adam import RowSparseAdam
 
 VOCAB_SIZES = [6, 8]
 TASKS = ["ctr", "cvr"]
@@ -47,12 +48,12 @@ def train_step(model: MultiTaskModel, optimizer: CompositeOptimizer, data) -> No
 BATCHES = [batch([[0, 1], [2, 1], [5, 7]], seed=0), batch([[3, 4], [3, 0]], seed=1), batch([[1, 2], [4, 6]], seed=2)]
 
 
-def test_embeddings_go_to_sparse_adam_and_dense_parameters_to_adam():
+def test_embeddings_go_to_row_sparse_adam_and_dense_parameters_to_adam():
     model = build_model()
     optimizer = optimizer_for(model, lr=0.01)
     assert set(optimizer.optimizers) == {"dense", "embedding"}
     embedding, dense = optimizer.optimizers["embedding"], optimizer.optimizers["dense"]
-    assert type(embedding) is torch.optim.SparseAdam
+    assert type(embedding) is RowSparseAdam
     assert type(dense) is torch.optim.Adam
     embedding_params = [p for group in embedding.param_groups for p in group["params"]]
     dense_params = [p for group in dense.param_groups for p in group["params"]]

@@ -1,0 +1,63 @@
+"""Row-wise lazy Adam for embedding tables with row-sparse gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+
+class RowSparseAdam(torch.optim.Optimizer):
+    """Adam applied only to the rows present in a sparse gradient ("lazy Adam").
+
+    Same update as ``torch.optim.SparseAdam`` (Kingma & Ba, ICLR 2015, with moments of untouched
+    rows left as they are and bias correction by the table's global step), computed with a gather,
+    dense arithmetic on the touched rows (U, E) and a scatter, instead of sparse-tensor algebra.
+    Gradients from :func:`mtlrec.nn.sparse_lookup.row_sparse_lookup` are already coalesced.
+
+    Args:
+        params: embedding tables (V, E).
+        lr, betas, eps: as in Adam.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = param.grad
+                if not grad.is_sparse:
+                    raise RuntimeError("RowSparseAdam needs sparse gradients (sparse embedding lookups)")
+                rows, values = grad._indices()[0], grad._values()
+                if not (grad.is_coalesced() or bool((rows[1:] > rows[:-1]).all())):
+                    grad = grad.coalesce()  # repeated or unsorted rows: sum them first
+                    rows, values = grad._indices()[0], grad._values()
+                state = self.state[param]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float64)
+                    state["exp_avg"] = torch.zeros_like(param)
+                    state["exp_avg_sq"] = torch.zeros_like(param)
+                state["step"] += 1
+                step = state["step"].item()
+                exp_avg = state["exp_avg"].index_select(0, rows).lerp_(values, 1 - beta1)
+                exp_avg_sq = (
+                    state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)
+                )
+                state["exp_avg"].index_copy_(0, rows, exp_avg)
+                state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
+                step_size = group["lr"] * (1 - beta2**step) ** 0.5 / (1 - beta1**step)
+                denom = exp_avg_sq.sqrt_().add_(group["eps"])
+                # rows are distinct: gather, update, scatter back (much cheaper than index_add_ on CPU)
+                updated = param.index_select(0, rows).add_(exp_avg.div_(denom), alpha=-step_size)
+                param.index_copy_(0, rows, updated)
