@@ -46,18 +46,17 @@ class RowSparseAdam(torch.optim.Optimizer):
                 state = self.state[param]
                 if not state:
                     state["step"] = torch.zeros((), dtype=torch.float64)
-                    state["exp_avg"] = torch.zeros_like(param)
-                    state["exp_avg_sq"] = torch.zeros_like(param)
+                    # first and second moments side by side: one gather and one scatter per step
+                    state["moments"] = torch.zeros(param.shape[0], 2, param.shape[1], dtype=param.dtype)
                 state["step"] += 1
                 step = state["step"].item()
-                exp_avg = state["exp_avg"].index_select(0, rows).lerp_(values, 1 - beta1)
-                exp_avg_sq = (
-                    state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)
-                )
-                state["exp_avg"].index_copy_(0, rows, exp_avg)
-                state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
+                moments = state["moments"].index_select(0, rows)  # (U, 2, E)
+                exp_avg, exp_avg_sq = moments[:, 0], moments[:, 1]
+                exp_avg.lerp_(values, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(values, values, value=1 - beta2)
+                state["moments"].index_copy_(0, rows, moments)
                 step_size = group["lr"] * (1 - beta2**step) ** 0.5 / (1 - beta1**step)
-                denom = exp_avg_sq.sqrt_().add_(group["eps"])
+                denom = exp_avg_sq.sqrt().add_(group["eps"])
                 # rows are distinct: gather, update, scatter back (much cheaper than index_add_ on CPU)
                 updated = param.index_select(0, rows).add_(exp_avg.div_(denom), alpha=-step_size)
                 param.index_copy_(0, rows, updated)
