@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 demo: venv
 	@for model in $(MODELS); do \
-		$(MTLREC) train configs/census/$$model.yaml --output $(RUNS)/$$model || exit 1; \
+		$(MTLREC) train configs/census/$$model.yaml --output $(RUNS)/$$model --overwrite || exit 1; \
 	done
 	$(MTLREC) summarize $(addprefix $(RUNS)/,$(MODELS)) --split test --metric auc --output $(RUNS)/summary
 
