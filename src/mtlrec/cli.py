@@ -142,11 +142,24 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (it may be replaced, e.g. by pytest)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # the base class assigns it in __init__
+        pass
+
+
 def _setup_logging(quiet: bool) -> None:
     logger = logging.getLogger("mtlrec")
     logger.setLevel(logging.INFO)
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    handler = next((h for h in logger.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-        handler.setLevel(logging.WARNING if quiet else logging.INFO)
         logger.addHandler(handler)
+    handler.setLevel(logging.WARNING if quiet else logging.INFO)

@@ -56,8 +56,9 @@ def test_train_writes_a_complete_run(tmp_path, census_overrides, architecture, c
     for split in metrics.values():
         assert set(split) == {"income", "never_married"}
         assert set(split["income"]) == {"auc", "logloss"}
-        # never-married is easy (age and household status); even 4000 rows learn it well
-        assert split["never_married"]["auc"] > 0.9
+        # both tasks are learnable from 4000 rows in 2 short epochs (≈0.99 and ≈0.93 over seeds)
+        assert split["never_married"]["auc"] > 0.97
+        assert split["income"]["auc"] > 0.85
     printed = json.loads(capsys.readouterr().out)
     assert printed == metrics
 

@@ -51,7 +51,8 @@ class MMoE(Architecture):
         expert_outputs = self.experts(x)  # (B, E, H)
         gates = {task: self.gates[task](x) for task in self.task_names}  # {task: (B, E)}
         self._remember_gates(gates)
-        return {task: self.towers[task](mix_experts(expert_outputs, gates[task])) for task in self.task_names}
+        mixed = mix_experts(expert_outputs, torch.stack(list(gates.values()), dim=1))  # (B, T, H)
+        return {task: self.towers[task](mixed[:, index]) for index, task in enumerate(self.task_names)}
 
     def task_modules(self, task: str) -> list[nn.Module]:
         return [self.gates[task], self.towers[task]]

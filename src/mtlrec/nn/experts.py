@@ -93,10 +93,9 @@ class SoftmaxGate(nn.Module):
 
 
 def mix_experts(expert_outputs: torch.Tensor, gate_weights: torch.Tensor) -> torch.Tensor:
-    """Σ_e g_e · f_e: (B, E, H) experts and (B, E) weights → (B, H).
+    """Σ_e g_{t,e} · f_e for every task at once: (B, E, H) experts, (B, T, E) weights → (B, T, H).
 
-    Computed feature-major, (E, H, B) weighted by (E, 1, B), which is contiguous for
-    ``ParallelExperts``' output, so nothing is copied into a batch-major layout.
+    One batched matmul over the batch (after one copy of the experts into batch-major memory),
+    which is cheaper than a broadcast product and sum per task.
     """
-    feature_major = expert_outputs.permute(1, 2, 0)  # (E, H, B)
-    return (feature_major * gate_weights.t().unsqueeze(1)).sum(dim=0).t()
+    return torch.bmm(gate_weights, expert_outputs.contiguous())

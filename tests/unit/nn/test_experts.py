@@ -108,17 +108,25 @@ def test_softmax_gate_temperature_controls_sharpness():
 
 def test_mix_experts_equals_einsum():
     experts = randn(6, 4, 3)
-    weights = torch.softmax(randn(6, 4, seed=1), dim=-1)
+    weights = torch.softmax(randn(6, 2, 4, seed=1), dim=-1)  # two tasks
     mixed = mix_experts(experts, weights)
-    assert mixed.shape == (6, 3)
-    torch.testing.assert_close(mixed, torch.einsum("be,beh->bh", weights, experts))
+    assert mixed.shape == (6, 2, 3)
+    torch.testing.assert_close(mixed, torch.einsum("bte,beh->bth", weights, experts))
+
+
+def test_mix_experts_reads_the_strided_output_of_parallel_experts():
+    experts = ParallelExperts(input_dim=5, num_experts=3, hidden_units=[4, 6])
+    outputs = experts(randn(7, 5))
+    assert not outputs.is_contiguous()  # a view of feature-major memory
+    weights = torch.softmax(randn(7, 1, 3, seed=2), dim=-1)
+    torch.testing.assert_close(mix_experts(outputs, weights)[:, 0], (weights[:, 0, :, None] * outputs).sum(1))
 
 
 def test_mix_experts_with_one_hot_weights_selects_an_expert():
     experts = randn(4, 3, 2)
     choice = torch.tensor([2, 0, 1, 2])
-    weights = nn.functional.one_hot(choice, 3).float()
-    torch.testing.assert_close(mix_experts(experts, weights), experts[torch.arange(4), choice])
+    weights = nn.functional.one_hot(choice, 3).float().unsqueeze(1)
+    torch.testing.assert_close(mix_experts(experts, weights)[:, 0], experts[torch.arange(4), choice])
 
 
 VOCAB_SIZES = [3, 5, 4]
