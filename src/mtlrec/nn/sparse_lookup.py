@@ -10,6 +10,25 @@ from __future__ import annotations
 
 import torch
 
+#: Tables with at most this many rows per lookup use an O(rows) marking pass instead of a sort.
+MARKING_MAX_ROWS_PER_LOOKUP = 16
+
+
+def distinct_rows(rows: torch.Tensor, table_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted distinct values of ``rows`` (N,) and each entry's position among them, like
+    ``torch.unique(rows, return_inverse=True)``.
+
+    For tables not much larger than the batch, marking the touched rows in a (V,) scratch array and
+    reading them back in order is cheaper than sorting the N lookups.
+    """
+    if table_rows > MARKING_MAX_ROWS_PER_LOOKUP * rows.numel():
+        return torch.unique(rows, return_inverse=True)
+    slot = torch.zeros(table_rows, dtype=torch.long)
+    slot[rows] = 1
+    unique = slot.nonzero().squeeze(1)
+    slot[unique] = torch.arange(unique.numel())
+    return unique, slot[rows]
+
 
 class _RowSparseLookup(torch.autograd.Function):
     @staticmethod
@@ -21,7 +40,7 @@ class _RowSparseLookup(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
         (rows,) = ctx.saved_tensors
-        unique, inverse = torch.unique(rows.reshape(-1), return_inverse=True)
+        unique, inverse = distinct_rows(rows.reshape(-1), ctx.table_shape[0])
         width = ctx.table_shape[1]
         values = grad_output.new_zeros(unique.numel(), width)
         values.index_add_(0, inverse, grad_output.reshape(-1, width))

@@ -81,3 +81,14 @@ def test_row_sparse_adam_rejects_dense_gradients():
     weight.grad = torch.ones(4, 2)
     with pytest.raises(RuntimeError, match="sparse"):
         RowSparseAdam([weight]).step()
+
+
+@pytest.mark.parametrize("table_rows", [50, 100_000])  # marking pass and sort path
+def test_distinct_rows_equals_torch_unique(table_rows):
+    from mtlrec.nn.sparse_lookup import distinct_rows
+
+    rows = torch.randint(0, table_rows, (300,), generator=torch.Generator().manual_seed(0))
+    unique, inverse = distinct_rows(rows, table_rows)
+    expected_unique, expected_inverse = torch.unique(rows, return_inverse=True)
+    assert torch.equal(unique, expected_unique)
+    assert torch.equal(inverse, expected_inverse)
