@@ -123,9 +123,12 @@ class FeaturePipeline:
         return labels
 
     def _log_missing(self, table: pa.Table, source: str) -> None:
+        missing_by_column: dict[str, int] = {}
         for feature in self.features:
             if isinstance(feature.encoder, NumericEncoder):
-                missing = feature.encoder.count_missing(table.column(feature.column))
+                if feature.column not in missing_by_column:
+                    missing_by_column[feature.column] = feature.encoder.count_missing(table.column(feature.column))
+                missing = missing_by_column[feature.column]
                 if missing:
                     log.warning(
                         "%s: feature '%s' (column '%s'): %d missing/NaN value(s) filled with %.6g",

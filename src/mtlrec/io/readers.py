@@ -174,21 +174,22 @@ def _iter_csv(
         reader = pa_csv.open_csv(
             path, read_options=read_options, parse_options=parse_options, convert_options=convert_options
         )
+        null_values = pa.array(list(fmt.null_values), pa.string())
         for batch in reader:
-            yield _finish_csv_batch(path, batch, columns, fmt)
+            yield _finish_csv_batch(path, batch, columns, fmt, null_values)
     except pa.ArrowInvalid as exc:
         raise _explain_csv_error(path, str(exc), error_rows, fmt) from None
 
 
 def _finish_csv_batch(
-    path: Path, batch: pa.RecordBatch, columns: dict[str, pa.DataType], fmt: CsvFormat
+    path: Path, batch: pa.RecordBatch, columns: dict[str, pa.DataType], fmt: CsvFormat, null_values: pa.Array
 ) -> pa.RecordBatch:
     arrays = []
     for name, dtype in columns.items():
         array = batch.column(name)
         if pa.types.is_string(array.type) and fmt.strip_whitespace:
             array = pc.utf8_trim_whitespace(array)
-            array = pc.if_else(pc.is_in(array, value_set=pa.array(list(fmt.null_values), pa.string())), None, array)
+            array = pc.if_else(pc.is_in(array, value_set=null_values), None, array)
         if pa.types.is_string(array.type) and not pa.types.is_string(dtype):
             array = _text_to_number(path, name, array, fmt)
         arrays.append(_cast_column(path, name, array, dtype))

@@ -10,17 +10,6 @@ import torch
 from mtlrec.weighting.base import LossWeighting
 
 
-class EqualWeighting(LossWeighting):
-    """L = Σ_t L_t (every task weight 1)."""
-
-    def __init__(self, num_tasks: int):
-        super().__init__(num_tasks)
-        self.register_buffer("fixed_weights", torch.ones(num_tasks))
-
-    def weights(self, losses: torch.Tensor) -> torch.Tensor:
-        return self.fixed_weights
-
-
 class FixedWeighting(LossWeighting):
     """L = Σ_t w_t L_t with constant user-given weights (``tasks[].weight`` unless ``weights`` is given).
 
@@ -39,3 +28,10 @@ class FixedWeighting(LossWeighting):
 
     def weights(self, losses: torch.Tensor) -> torch.Tensor:
         return self.fixed_weights
+
+
+class EqualWeighting(FixedWeighting):
+    """L = Σ_t L_t (every task weight 1)."""
+
+    def __init__(self, num_tasks: int):
+        super().__init__(num_tasks, [1.0] * num_tasks)
