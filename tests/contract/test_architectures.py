@@ -1,8 +1,9 @@
 """Contract tests run over every entry of ``ARCHITECTURES`` (new entries are covered automatically).
 
 The contract (design/ARCHITECTURE.md): ``forward(x: (B, D)) -> {task: (B,)}`` with keys = the task
-names; every parameter is either shared or belongs to exactly one task; gate weights are exposed when
-the architecture has gates; the model traces / exports unchanged.
+names (plus the (B,) domain index for architectures that need one); every parameter is either shared
+or belongs to exactly one task, and a task's own parameters drive only its output; gate weights are
+exposed when the architecture has gates; the model traces / exports unchanged.
 """
 
 from __future__ import annotations
@@ -37,14 +38,29 @@ def small_params(cls: type[Architecture]) -> dict:
     return params
 
 
+NUM_DOMAINS = 3
+
+
 def build(name: str, tasks: list[str], seed: int = 0, input_dim: int = INPUT_DIM) -> Architecture:
     torch.manual_seed(seed)
     cls = ARCHITECTURES[name]
-    return cls(input_dim=input_dim, task_names=list(tasks), **small_params(cls))
+    supplied = {"num_domains": NUM_DOMAINS} if cls.needs_domain else {}
+    return cls(input_dim=input_dim, task_names=list(tasks), **small_params(cls), **supplied)
 
 
-def inputs(batch: int = BATCH, seed: int = 123, input_dim: int = INPUT_DIM) -> torch.Tensor:
-    return torch.randn(batch, input_dim, generator=torch.Generator().manual_seed(seed))
+def inputs(batch: int = BATCH, seed: int = 123, input_dim: int = INPUT_DIM) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x (B, D), domain (B,)): the domain index is passed only to architectures that need it."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, input_dim, generator=generator)
+    return x, torch.randint(0, NUM_DOMAINS, (batch,), generator=generator)
+
+
+def run(model: Architecture, data: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return model(*args_of(model, data))
+
+
+def args_of(model: Architecture, data: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    return data if model.needs_domain else data[:1]
 
 
 class TupleOutputs(nn.Module):
@@ -54,8 +70,8 @@ class TupleOutputs(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outputs = self.model(x)
+    def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = self.model(*args)
         return tuple(outputs[task] for task in self.model.task_names)
 
 
@@ -76,7 +92,7 @@ def test_rejects_empty_task_list(name):
 def test_output_keys_and_shapes(name, num_tasks):
     tasks = TASK_SETS[num_tasks]
     model = build(name, tasks)
-    outputs = model(inputs())
+    outputs = run(model, inputs())
     assert list(outputs) == tasks
     for task in tasks:
         assert outputs[task].shape == (BATCH,)
@@ -113,7 +129,7 @@ def test_shared_parameters_are_used_by_more_than_one_task(name, num_tasks):
     """A parameter that only one task's output depends on must be owned by that task, not shared."""
     tasks = TASK_SETS[num_tasks]
     model = build(name, tasks)
-    outputs = model(inputs(batch=16))
+    outputs = run(model, inputs(batch=16))
     shared_ids = {id(p) for p in model.shared_parameters()}
     shared = {id(p): n for n, p in model.named_parameters() if id(p) in shared_ids}
     params = [p for p in model.parameters() if id(p) in shared]
@@ -134,7 +150,7 @@ def test_shared_parameters_are_used_by_more_than_one_task(name, num_tasks):
 def test_gradients_of_summed_outputs_are_finite(name, num_tasks):
     tasks = TASK_SETS[num_tasks]
     model = build(name, tasks)
-    sum(output.sum() for output in model(inputs()).values()).backward()
+    sum(output.sum() for output in run(model, inputs()).values()).backward()
     received = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
     assert received
     for param_name, grad in received:
@@ -148,32 +164,33 @@ def test_gradients_of_summed_outputs_are_finite(name, num_tasks):
 def test_same_seed_same_outputs_other_seed_differs(name):
     tasks = TASK_SETS[2]
     x = inputs()
-    first = build(name, tasks, seed=7)(x)
-    second = build(name, tasks, seed=7)(x)
-    other = build(name, tasks, seed=8)(x)
+    first = run(build(name, tasks, seed=7), x)
+    second = run(build(name, tasks, seed=7), x)
+    other = run(build(name, tasks, seed=8), x)
     for task in tasks:
         assert torch.equal(first[task], second[task])
         assert not torch.allclose(first[task], other[task])
 
 
-def synthetic_problem(rows: int = 512, input_dim: int = 8) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def synthetic_problem(rows: int = 512, input_dim: int = 8) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
     """Two binary tasks from known rules: a linear half-space and a (nonlinear) disc."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(rows, input_dim, generator=generator)
     w = torch.randn(input_dim, generator=generator)
     linear = (x @ w > 0).float()
     radial = ((x[:, :2] ** 2).sum(1) > 1.386).float()  # median of chi-square(2): balanced classes
-    return x, {"ctr": linear, "cvr": radial}
+    domain = torch.randint(0, NUM_DOMAINS, (rows,), generator=generator)
+    return (x, domain), {"ctr": linear, "cvr": radial}
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_trainable_on_a_synthetic_problem(name):
-    x, labels = synthetic_problem()
-    model = build(name, list(labels), seed=0, input_dim=x.shape[1])
+    data, labels = synthetic_problem()
+    model = build(name, list(labels), seed=0, input_dim=data[0].shape[1])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
 
     def losses() -> dict[str, torch.Tensor]:
-        outputs = model(x)
+        outputs = run(model, data)
         return {t: nn.functional.binary_cross_entropy_with_logits(outputs[t], labels[t]) for t in labels}
 
     initial = {t: v.item() for t, v in losses().items()}
@@ -195,11 +212,11 @@ def test_torch_jit_trace_matches_eager(name, num_tasks):
     model = build(name, tasks).eval()
     wrapper = TupleOutputs(model)
     with torch.no_grad():
-        traced = torch.jit.trace(wrapper, inputs(seed=1), check_trace=False)
+        traced = torch.jit.trace(wrapper, args_of(model, inputs(seed=1)), check_trace=False)
         for batch, seed in [(BATCH, 2), (BATCH + 3, 3)]:  # new values, and a batch size not traced
-            x = inputs(batch=batch, seed=seed)
-            eager = model(x)
-            result = traced(x)
+            args = args_of(model, inputs(batch=batch, seed=seed))
+            eager = model(*args)
+            result = traced(*args)
             assert len(result) == len(tasks)
             for task, value in zip(tasks, result):
                 assert value.shape == (batch,)
@@ -211,17 +228,59 @@ def test_torch_jit_trace_matches_eager(name, num_tasks):
 def test_torch_export_matches_eager(name, num_tasks):
     tasks = TASK_SETS[num_tasks]
     model = build(name, tasks).eval()
-    batch_dim = ({0: torch.export.Dim("batch")},)  # serving batches vary in size
-    exported = torch.export.export(model, (inputs(seed=1),), dynamic_shapes=batch_dim, strict=False)
-    for batch, seed in [(BATCH, 2), (BATCH + 3, 3)]:
-        x = inputs(batch=batch, seed=seed)
+    example = args_of(model, inputs(seed=1))
+    batch = torch.export.Dim("batch")  # serving batches vary in size
+    dynamic = tuple({0: batch} for _ in example)
+    exported = torch.export.export(model, example, dynamic_shapes=dynamic, strict=False)
+    for size, seed in [(BATCH, 2), (BATCH + 3, 3)]:
+        args = args_of(model, inputs(batch=size, seed=seed))
         with torch.no_grad():
-            eager = model(x)
-            result = exported.module()(x)
+            eager = model(*args)
+            result = exported.module()(*args)
         assert list(result) == tasks
         for task in tasks:
-            assert result[task].shape == (batch,)
+            assert result[task].shape == (size,)
             torch.testing.assert_close(result[task], eager[task], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_tasks", [2, 3])
+@pytest.mark.parametrize("name", NAMES)
+def test_task_parameters_drive_only_their_task(name, num_tasks):
+    """A task's own parameters get no gradient from any other task's output."""
+    tasks = TASK_SETS[num_tasks]
+    model = build(name, tasks)
+    outputs = run(model, inputs(batch=16))
+    for owner in tasks:
+        owned = list(model.task_parameters(owner))
+        for task in tasks:
+            if task == owner:
+                continue
+            grads = torch.autograd.grad(outputs[task].sum(), owned, retain_graph=True, allow_unused=True)
+            for grad in grads:
+                assert grad is None or torch.count_nonzero(grad) == 0, (owner, task)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_auxiliary_loss_is_none_or_a_finite_differentiable_scalar(name):
+    model = build(name, TASK_SETS[2])
+    auxiliary = model.auxiliary_loss(run(model, inputs()))
+    if auxiliary is None:
+        return
+    assert auxiliary.shape == ()
+    assert torch.isfinite(auxiliary)
+    assert auxiliary.requires_grad
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_multi_class_tasks_get_class_logits(name):
+    tasks = TASK_SETS[2]
+    torch.manual_seed(0)
+    cls = ARCHITECTURES[name]
+    supplied = {"num_domains": NUM_DOMAINS} if cls.needs_domain else {}
+    model = cls(input_dim=INPUT_DIM, task_names=tasks, output_dims={"cvr": 4}, **small_params(cls), **supplied)
+    outputs = run(model, inputs())
+    assert outputs["ctr"].shape == (BATCH,)
+    assert outputs["cvr"].shape == (BATCH, 4)
 
 
 @pytest.mark.parametrize("num_tasks", sorted(TASK_SETS))
@@ -229,20 +288,18 @@ def test_torch_export_matches_eager(name, num_tasks):
 def test_gate_weights_are_recorded_per_task(name, num_tasks):
     tasks = TASK_SETS[num_tasks]
     model = build(name, tasks)
-    model(inputs())
+    run(model, inputs())
     assert model.last_gate_weights == {}, "gates are recorded only when record_gates is set"
 
     model.record_gates = True
-    model(inputs())
+    run(model, inputs())
     gates = model.last_gate_weights
-    assert list(gates) == tasks
-    num_experts = {weights.shape[1] for weights in gates.values()}
-    assert len(num_experts) == 1
+    assert set(tasks) <= set(gates), "every task's (last-level) gate is recorded under the task's name"
     expected_experts = small_params(ARCHITECTURES[name]).get("num_experts")
-    if expected_experts is not None:
-        assert num_experts == {expected_experts}
-    for weights in gates.values():
-        assert weights.shape == (BATCH, next(iter(num_experts)))
+    for gate_name, weights in gates.items():
+        assert weights.ndim == 2 and weights.shape[0] == BATCH, gate_name
+        if expected_experts is not None and gate_name in tasks:
+            assert weights.shape[1] == expected_experts
         assert not weights.requires_grad
         assert (weights >= 0).all()
         torch.testing.assert_close(weights.sum(1), torch.ones(BATCH))
@@ -255,11 +312,11 @@ def test_independent_tasks_do_not_influence_each_other(name):
     assert list(model.shared_parameters()) == []
     x = inputs()
     with torch.no_grad():
-        before = model(x)
+        before = run(model, x)
         for changed in tasks:
             for parameter in model.task_parameters(changed):
                 parameter.add_(0.5)
-            after = model(x)
+            after = run(model, x)
             assert not torch.allclose(after[changed], before[changed])
             for task in tasks:
                 if task != changed:

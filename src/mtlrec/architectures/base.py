@@ -7,33 +7,69 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from mtlrec.nn import Tower
+
 
 class Architecture(nn.Module):
     """Base class of multi-task architectures.
 
-    Subclasses build their layers in ``__init__(input_dim, task_names, **params)`` from plain
-    arguments, implement ``forward`` and ``task_modules``; every parameter not inside one task's
+    Subclasses build their layers in ``__init__(input_dim, task_names, ..., output_dims=None)`` from
+    plain arguments, implement ``forward`` and ``task_modules``; every parameter not inside one task's
     modules is shared. Architectures see tensors only: never a Batch, a feature or a label.
+
+    Optional parts of the contract, each with a default here:
+
+    * ``needs_domain``: ``forward(x, domain)`` also takes the (B,) int64 domain index (STAR);
+    * ``auxiliary_loss(outputs)``: a regulariser added, unweighted, to the weighted task losses
+      (AITM's calibrator, the L2 soft-sharing penalty);
+    * ``untrained_tasks()``: outputs that have no loss of their own and are only evaluated (ESMM's CVR).
 
     Args:
         task_names: T task names; the keys of ``forward``'s output, in this order.
+        output_dims: outputs per task: 1 (a (B,) logit or value, the default) or C ≥ 2 class
+            logits (B, C) for a softmax task.
     """
 
     has_gates = False
     #: True when the tasks must not share the input embeddings either (independent baselines).
     independent_tasks = False
+    #: True when ``forward`` takes the (B,) domain index as a second argument.
+    needs_domain = False
 
-    def __init__(self, task_names: list[str]):
+    def __init__(self, task_names: list[str], output_dims: dict[str, int] | None = None):
         super().__init__()
         if not task_names:
             raise ValueError("an architecture needs at least one task")
         self.task_names = list(task_names)
+        unknown = sorted(set(output_dims or {}) - set(self.task_names))
+        if unknown:
+            raise ValueError(f"output_dims names unknown task(s) {unknown}")
+        self.output_dims = {task: int((output_dims or {}).get(task, 1)) for task in self.task_names}
         self.record_gates = False
         self.last_gate_weights: dict[str, torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(B, D) → {task: (B,) logit}."""
+        """(B, D) → {task: (B,) logit, or (B, C) class logits}."""
         raise NotImplementedError
+
+    def auxiliary_loss(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """A scalar regulariser computed from this forward's outputs (and the parameters), or None."""
+        return None
+
+    def untrained_tasks(self) -> frozenset[str]:
+        """Tasks whose output is evaluated but has no loss of its own."""
+        return frozenset()
+
+    def make_towers(
+        self, input_dim: int, hidden_units: list[int], activation: str = "relu", dropout: float = 0.0
+    ) -> nn.ModuleDict:
+        """One ``Tower`` per task over a (B, input_dim) input, each with its task's output width."""
+        return nn.ModuleDict(
+            {
+                task: Tower(input_dim, list(hidden_units), activation, dropout, self.output_dims[task])
+                for task in self.task_names
+            }
+        )
 
     def task_modules(self, task: str) -> list[nn.Module]:
         """The modules whose parameters belong to ``task`` alone."""

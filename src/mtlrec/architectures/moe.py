@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mtlrec.architectures.base import Architecture
-from mtlrec.nn import ParallelExperts, SoftmaxGate, Tower, mix_experts
+from mtlrec.nn import ParallelExperts, SoftmaxGate, mix_experts
 
 
 class MMoE(Architecture):
@@ -25,6 +25,7 @@ class MMoE(Architecture):
         tower_hidden_units: per-task tower MLP widths.
         gate_temperature: softmax temperature of the gates.
         activation, dropout: as in ``MLP``.
+        output_dims: per-task output widths (see ``Architecture``).
     """
 
     has_gates = True
@@ -39,13 +40,12 @@ class MMoE(Architecture):
         gate_temperature: float = 1.0,
         activation: str = "relu",
         dropout: float = 0.0,
+        output_dims: dict[str, int] | None = None,
     ):
-        super().__init__(task_names)
+        super().__init__(task_names, output_dims)
         self.experts = ParallelExperts(input_dim, num_experts, list(expert_hidden_units), activation, dropout)
         self.gates = nn.ModuleDict({t: SoftmaxGate(input_dim, num_experts, gate_temperature) for t in task_names})
-        self.towers = nn.ModuleDict(
-            {t: Tower(self.experts.output_dim(), list(tower_hidden_units), activation, dropout) for t in task_names}
-        )
+        self.towers = self.make_towers(self.experts.output_dim(), tower_hidden_units, activation, dropout)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         expert_outputs = self.experts(x)  # (B, E, H)

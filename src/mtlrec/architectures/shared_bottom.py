@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mtlrec.architectures.base import Architecture
-from mtlrec.nn import MLP, Tower
+from mtlrec.nn import MLP
 
 
 class SharedBottom(Architecture):
@@ -18,6 +18,7 @@ class SharedBottom(Architecture):
         bottom_hidden_units: shared MLP widths.
         tower_hidden_units: per-task tower MLP widths.
         activation, dropout: as in ``MLP``.
+        output_dims: per-task output widths (see ``Architecture``).
     """
 
     def __init__(
@@ -28,12 +29,11 @@ class SharedBottom(Architecture):
         tower_hidden_units: list[int] = (64,),
         activation: str = "relu",
         dropout: float = 0.0,
+        output_dims: dict[str, int] | None = None,
     ):
-        super().__init__(task_names)
+        super().__init__(task_names, output_dims)
         self.bottom = MLP(input_dim, list(bottom_hidden_units), activation, dropout)
-        self.towers = nn.ModuleDict(
-            {t: Tower(self.bottom.output_dim(), list(tower_hidden_units), activation, dropout) for t in task_names}
-        )
+        self.towers = self.make_towers(self.bottom.output_dim(), tower_hidden_units, activation, dropout)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         shared = self.bottom(x)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mtlrec.architectures.base import Architecture
-from mtlrec.nn import MLP, Tower
+from mtlrec.nn import MLP
 
 
 class SingleTask(Architecture):
@@ -22,6 +22,7 @@ class SingleTask(Architecture):
         hidden_units: bottom MLP widths per task.
         tower_hidden_units: tower MLP widths per task.
         activation, dropout: as in ``MLP``.
+        output_dims: per-task output widths (see ``Architecture``).
     """
 
     independent_tasks = True
@@ -34,11 +35,12 @@ class SingleTask(Architecture):
         tower_hidden_units: list[int] = (64,),
         activation: str = "relu",
         dropout: float = 0.0,
+        output_dims: dict[str, int] | None = None,
     ):
-        super().__init__(task_names)
+        super().__init__(task_names, output_dims)
         self.bottoms = nn.ModuleDict({t: MLP(input_dim, list(hidden_units), activation, dropout) for t in task_names})
-        self.towers = nn.ModuleDict(
-            {t: Tower(self.bottoms[t].output_dim(), list(tower_hidden_units), activation, dropout) for t in task_names}
+        self.towers = self.make_towers(
+            self.bottoms[task_names[0]].output_dim(), tower_hidden_units, activation, dropout
         )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -39,19 +39,35 @@ class MLP(nn.Module):
 
 
 class Tower(nn.Module):
-    """A task tower: MLP then a linear head giving one logit per sample.
+    """A task tower: MLP then a linear head giving one logit per sample (or C class logits).
 
     Args:
         input_dim: D.
         hidden_units: MLP widths before the head.
         activation, dropout: as in :class:`MLP`.
+        output_dim: 1 for a (B,) output, C ≥ 2 for (B, C) class logits.
     """
 
-    def __init__(self, input_dim: int, hidden_units: list[int], activation: str = "relu", dropout: float = 0.0):
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_units: list[int],
+        activation: str = "relu",
+        dropout: float = 0.0,
+        output_dim: int = 1,
+    ):
         super().__init__()
+        if output_dim < 1:
+            raise ValueError(f"output_dim must be >= 1, got {output_dim}")
         self.mlp = MLP(input_dim, hidden_units, activation, dropout)
-        self.head = nn.Linear(self.mlp.output_dim(), 1)
+        self.head = nn.Linear(self.mlp.output_dim(), output_dim)
+        self.squeeze = output_dim == 1
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) → (B, hidden_units[-1]) the tower's last hidden layer (before the head)."""
+        return self.mlp(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, D) → (B,) logit."""
-        return self.head(self.mlp(x)).squeeze(-1)
+        """(B, D) → (B,) logit, or (B, C) when ``output_dim`` = C ≥ 2."""
+        logits = self.head(self.mlp(x))
+        return logits.squeeze(-1) if self.squeeze else logits
