@@ -15,6 +15,7 @@ from mtlrec.config import CategoricalFeature, Config, TaskConfig
 from mtlrec.datasets import RandomSplit, ReadOptions
 from mtlrec.errors import ConfigError
 from mtlrec.evaluation import METRICS
+from mtlrec.expressions import ExpressionError, parse_expression
 from mtlrec.features import (
     BinaryLabel,
     CategoricalEncoder,
@@ -32,16 +33,16 @@ from mtlrec.run_files import RunFiles
 from mtlrec.training import CompositeOptimizer, Trainer, TrainSettings, make_optimizer
 from mtlrec.weighting import WEIGHTINGS, WeightingStrategy
 
-_ARCHITECTURE_ARGS = ("input_dim", "task_names")
+_ARCHITECTURE_ARGS = ("input_dim", "task_names", "output_dims", "num_domains")
 _WEIGHTING_ARGS = ("num_tasks",)
 
 
 def check_config(config: Config) -> None:
     """Check every registry name and parameter in the config; errors name the config path."""
-    _lookup(ARCHITECTURES, config.model.architecture, "model.architecture", "architecture")
-    validate_params(ARCHITECTURES[config.model.architecture], config.model.params, _ARCHITECTURE_ARGS, "model.params")
+    _check_architecture(config)
     weighting_params(config)
     for index, task in enumerate(config.tasks):
+        _check_sample_space(task.sample_space, f"tasks[{index}].sample_space")
         loss = _lookup(LOSSES, task.loss, f"tasks[{index}].loss", "loss")
         if loss.kind == "regression" and (task.label.positive is not None or task.label.threshold is not None):
             raise ConfigError(
@@ -53,6 +54,62 @@ def check_config(config: Config) -> None:
             if loss.kind not in metric.kinds:
                 raise ConfigError(f"tasks[{index}].metrics[{position}]: '{name}' does not apply to {loss.kind} tasks")
     selection_metric(config)
+
+
+def _check_sample_space(text: str | None, path: str) -> None:
+    if text is None:
+        return
+    try:
+        space = parse_expression(text)
+    except ExpressionError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not space.is_boolean:
+        raise ConfigError(f"{path}: {text!r} is not a condition (e.g. click == 1)")
+
+
+def _check_architecture(config: Config) -> None:
+    architecture = _lookup(ARCHITECTURES, config.model.architecture, "model.architecture", "architecture")
+    architecture_params(config)
+    required = architecture.required_num_tasks
+    if required is not None and len(config.tasks) != required:
+        raise ConfigError(
+            f"tasks: architecture '{config.model.architecture}' needs exactly {required} tasks, got {len(config.tasks)}"
+            + (f" ({architecture.__doc__.splitlines()[0]})" if architecture.__doc__ else "")
+        )
+    domain = config.model.domain_feature
+    if architecture.needs_domain and domain is None:
+        raise ConfigError(
+            f"model.domain_feature: architecture '{config.model.architecture}' needs the categorical feature "
+            "that gives each row's domain"
+        )
+    if domain is not None and not architecture.needs_domain:
+        raise ConfigError(f"model.domain_feature: architecture '{config.model.architecture}' uses no domain feature")
+    if domain is not None:
+        kinds = {feature.name: feature for feature in config.features}
+        if not isinstance(kinds.get(domain), CategoricalFeature):
+            categorical = [f.name for f in config.features if isinstance(f, CategoricalFeature)]
+            raise ConfigError(
+                f"model.domain_feature: '{domain}' is not a categorical feature; choose one of {categorical}"
+            )
+
+
+def architecture_params(config: Config) -> dict[str, Any]:
+    """The validated ``model.params``, with per-task tower widths (``tasks[].tower_hidden_units``) merged in."""
+    architecture = ARCHITECTURES[config.model.architecture]
+    params = validate_params(architecture, config.model.params, _ARCHITECTURE_ARGS, "model.params")
+    overrides = {task.name: task.tower_hidden_units for task in config.tasks if task.tower_hidden_units is not None}
+    if overrides:
+        if "tower_hidden_units" not in inspect.signature(architecture.__init__).parameters:
+            raise ConfigError(
+                f"tasks[].tower_hidden_units: architecture '{config.model.architecture}' has no task towers to size"
+            )
+        default = params.get(
+            "tower_hidden_units", inspect.signature(architecture.__init__).parameters["tower_hidden_units"].default
+        )
+        if isinstance(default, dict):
+            raise ConfigError("model.params.tower_hidden_units: give per-task widths in one place only")
+        params["tower_hidden_units"] = {task.name: overrides.get(task.name, list(default)) for task in config.tasks}
+    return params
 
 
 def task_metric_names(task: TaskConfig) -> list[str]:
@@ -102,7 +159,7 @@ def build_pipeline(config: Config) -> FeaturePipeline:
             if LOSSES[task.loss].kind == "regression"
             else BinaryLabel(task.label.positive, task.label.negative, task.label.threshold)
         )
-        labels.append(LabelSpec(task.name, task.label.column, rule))
+        labels.append(LabelSpec(task.name, task.label.column, rule, task.sample_space))
     return FeaturePipeline(features, labels)
 
 
@@ -136,28 +193,56 @@ def build_model(config: Config, pipeline: FeaturePipeline) -> nn.Module:
     """Input layer + architecture, initialised from ``train.seed``."""
     torch.manual_seed(config.train.seed)
     architecture_class = ARCHITECTURES[config.model.architecture]
-    params = validate_params(architecture_class, config.model.params, _ARCHITECTURE_ARGS, "model.params")
+    params = architecture_params(config)
+    domain_column, supplied = None, {}
+    if config.model.domain_feature is not None:
+        id_names = [feature.name for feature in pipeline.id_features]
+        domain_column = id_names.index(config.model.domain_feature)
+        supplied["num_domains"] = pipeline.vocab_sizes()[domain_column]
     task_groups = [[t] for t in pipeline.task_names] if architecture_class.independent_tasks else [pipeline.task_names]
     models = {}
     for tasks in task_groups:
         input_layer = InputLayer(pipeline.vocab_sizes(), config.model.embedding_dim, len(pipeline.dense_features))
-        architecture = architecture_class(input_dim=input_layer.output_dim(), task_names=tasks, **params)
-        models[tasks[0]] = MultiTaskModel(input_layer, architecture)
+        group_params = _params_for_tasks(params, tasks)
+        try:
+            architecture = architecture_class(
+                input_dim=input_layer.output_dim(), task_names=tasks, **group_params, **supplied
+            )
+        except ValueError as exc:
+            raise ConfigError(f"model ({config.model.architecture}): {exc}") from None
+        models[tasks[0]] = MultiTaskModel(input_layer, architecture, domain_column)
     if architecture_class.independent_tasks:
         return IndependentTaskModels(models)
     return next(iter(models.values()))
+
+
+def _params_for_tasks(params: dict[str, Any], tasks: list[str]) -> dict[str, Any]:
+    """Restrict per-task parameters ({task: value}) to the tasks of one (independent) model."""
+    return {
+        name: {task: value[task] for task in tasks}
+        if name == "tower_hidden_units" and isinstance(value, dict)
+        else value
+        for name, value in params.items()
+    }
+
+
+def trained_tasks(config: Config) -> list[TaskConfig]:
+    """The tasks that have a loss (all but the architecture's evaluation-only outputs, e.g. ESMM's CVR)."""
+    names = [task.name for task in config.tasks]
+    untrained = ARCHITECTURES[config.model.architecture].untrained_tasks_of(names)
+    return [task for task in config.tasks if task.name not in untrained]
 
 
 def weighting_params(config: Config) -> dict[str, Any]:
     strategy_class = _lookup(WEIGHTINGS, config.weighting.name, "weighting.name", "weighting")
     params = dict(config.weighting.params)
     if "weights" in inspect.signature(strategy_class.__init__).parameters:
-        params["weights"] = _task_weights(config, params.get("weights"))
+        params["weights"] = _task_weights(trained_tasks(config), params.get("weights"))
     return validate_params(strategy_class, params, _WEIGHTING_ARGS, "weighting.params")
 
 
 def build_weighting(config: Config) -> WeightingStrategy:
-    return WEIGHTINGS[config.weighting.name](num_tasks=len(config.tasks), **weighting_params(config))
+    return WEIGHTINGS[config.weighting.name](num_tasks=len(trained_tasks(config)), **weighting_params(config))
 
 
 def build_optimizer(config: Config, model: nn.Module, strategy: WeightingStrategy) -> CompositeOptimizer:
@@ -216,9 +301,10 @@ def validate_params(target: type, params: dict[str, Any], supplied: tuple[str, .
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            where = ".".join(str(part) for part in err["loc"])
-            message = "unknown parameter" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{path}.{where}: {message}")
+            where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in err["loc"])
+            unknown = err["type"] in ("extra_forbidden", "unexpected_keyword_argument")
+            message = "unknown parameter" if unknown else err["msg"]
+            problems.append(f"{path}{where}: {message}")
         accepted = ", ".join(fields) or "none"
         raise ConfigError("; ".join(problems) + f" ({target.__name__} accepts: {accepted})") from None
     return {name: getattr(validated, name) for name in params}
@@ -230,12 +316,13 @@ def _lookup(registry: dict[str, Any], name: str, path: str, what: str) -> Any:
     return registry[name]
 
 
-def _task_weights(config: Config, given: Any) -> Any:
+def _task_weights(tasks: list[TaskConfig], given: Any) -> Any:
+    """Per-task weights in task order, from a {task: weight} mapping (or the tasks' own weights)."""
     if given is None:
-        return [task.weight for task in config.tasks]
+        return [task.weight for task in tasks]
     if isinstance(given, dict):
-        unknown = sorted(set(given) - {t.name for t in config.tasks})
+        unknown = sorted(set(given) - {t.name for t in tasks})
         if unknown:
-            raise ConfigError(f"weighting.params.weights: unknown task(s) {unknown}")
-        return [float(given.get(task.name, task.weight)) for task in config.tasks]
+            raise ConfigError(f"weighting.params.weights: unknown or untrained task(s) {unknown}")
+        return [float(given.get(task.name, task.weight)) for task in tasks]
     return given

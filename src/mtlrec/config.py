@@ -147,13 +147,52 @@ class LabelConfig(_Strict):
 
 
 class TaskConfig(_Strict):
-    """One prediction task: its label, loss, metrics and static weight."""
+    """One prediction task: its label, loss, metrics, static weight, sample space and tower."""
 
     name: str
     label: LabelConfig
     loss: str = Field("bce", description="A loss from `mtlrec list` (bce, mse, ...).")
     metrics: list[str] | None = Field(None, description="Defaults: auc+logloss (binary), rmse+mae (regression).")
     weight: float = Field(1.0, ge=0.0, description="Used by the `fixed` weighting.")
+    sample_space: str | None = Field(
+        None,
+        description="A condition over data columns, e.g. 'click == 1': the task learns and is evaluated "
+        "only on rows where it holds.",
+    )
+    tower_hidden_units: list[int] | None = Field(
+        None, description="This task's tower widths (overrides the architecture's tower_hidden_units)."
+    )
+
+
+class EasyRecMlp(_Strict):
+    hidden_units: list[int]
+
+
+class EasyRecTaskTower(_Strict):
+    """EasyRec's spelling of a task (``task_towers`` entries), translated into a :class:`TaskConfig`."""
+
+    tower_name: str
+    label_name: str
+    mlp: EasyRecMlp | None = None
+    metrics: list[str] | None = None
+    losses: list[str] | None = Field(None, max_length=1, description="One loss name (bce, mse, ...).")
+    weight: float = 1.0
+    label: dict[str, Any] | None = Field(None, description="Extra label options: positive, negative, threshold.")
+    sample_space: str | None = None
+
+    def to_task(self) -> dict[str, Any]:
+        task: dict[str, Any] = {
+            "name": self.tower_name,
+            "label": {"column": self.label_name, **(self.label or {})},
+            "weight": self.weight,
+            "metrics": self.metrics,
+            "sample_space": self.sample_space,
+        }
+        if self.losses:
+            task["loss"] = self.losses[0]
+        if self.mlp is not None:
+            task["tower_hidden_units"] = self.mlp.hidden_units
+        return task
 
 
 class ModelConfig(_Strict):
@@ -161,6 +200,9 @@ class ModelConfig(_Strict):
 
     architecture: str
     embedding_dim: int = Field(16, gt=0)
+    domain_feature: str | None = Field(
+        None, description="Categorical feature giving each row's domain (multi-domain architectures: star)."
+    )
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -204,6 +246,31 @@ class Config(_Strict):
     model: ModelConfig
     weighting: WeightingConfig = Field(default_factory=WeightingConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _translate_task_towers(cls, raw: Any) -> Any:
+        """Accept EasyRec's ``task_towers`` list in place of ``tasks``."""
+        if not isinstance(raw, dict) or "task_towers" not in raw:
+            return raw
+        if "tasks" in raw:
+            raise ValueError("give either tasks or task_towers, not both")
+        raw = dict(raw)
+        towers = raw.pop("task_towers")
+        if not isinstance(towers, list):
+            raise ValueError("task_towers must be a list")
+        tasks = []
+        for index, tower in enumerate(towers):
+            try:
+                tasks.append(EasyRecTaskTower.model_validate(tower).to_task())
+            except ValidationError as exc:
+                problems = [
+                    f"task_towers[{index}].{'.'.join(str(part) for part in err['loc'])}: {_clean_message(err)}"
+                    for err in exc.errors()
+                ]
+                raise ValueError("; ".join(problems)) from None
+        raw["tasks"] = tasks
+        return raw
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

@@ -7,13 +7,25 @@ from torch.nn import functional
 
 
 class Loss:
-    """A task loss: ``__call__(logits (B,), targets (B,)) -> scalar`` and ``predict(logits) -> scores``."""
+    """A task loss: ``__call__(logits (B,), targets (B,)) -> scalar`` and ``predict(logits) -> scores``.
+
+    Targets that are NaN (a missing label, or a row outside the task's sample space) are left out:
+    the loss is the mean over the remaining rows (0 when none remain), i.e. normalised by the
+    number of samples in the task's space, as in the PLE paper's joint loss (Tang et al., 2020, Eq. 8).
+    """
 
     kind = "binary"
     default_metrics: tuple[str, ...] = ()
 
-    def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(B,) per-sample losses for finite targets."""
         raise NotImplementedError
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        present = targets == targets  # False where NaN
+        per_sample = self.elementwise(logits, torch.where(present, targets, torch.zeros_like(targets)))
+        weights = present.to(per_sample.dtype)
+        return (per_sample * weights).sum() / weights.sum().clamp_min(1.0)
 
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         """Map logits to the score reported to users (probability, or the regression value)."""
@@ -26,8 +38,8 @@ class BinaryCrossEntropy(Loss):
     kind = "binary"
     default_metrics = ("auc", "logloss")
 
-    def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return functional.binary_cross_entropy_with_logits(logits, targets)
+    def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
 
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits)
@@ -39,8 +51,8 @@ class MeanSquaredError(Loss):
     kind = "regression"
     default_metrics = ("rmse", "mae")
 
-    def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return functional.mse_loss(logits, targets)
+    def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return functional.mse_loss(logits, targets, reduction="none")
 
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         return logits

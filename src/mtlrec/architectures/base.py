@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -22,7 +22,7 @@ class Architecture(nn.Module):
     * ``needs_domain``: ``forward(x, domain)`` also takes the (B,) int64 domain index (STAR);
     * ``auxiliary_loss(outputs)``: a regulariser added, unweighted, to the weighted task losses
       (AITM's calibrator, the L2 soft-sharing penalty);
-    * ``untrained_tasks()``: outputs that have no loss of their own and are only evaluated (ESMM's CVR).
+    * ``untrained_tasks_of(task_names)``: outputs that have no loss of their own and are only evaluated (ESMM's CVR).
 
     Args:
         task_names: T task names; the keys of ``forward``'s output, in this order.
@@ -35,6 +35,12 @@ class Architecture(nn.Module):
     independent_tasks = False
     #: True when ``forward`` takes the (B,) domain index as a second argument.
     needs_domain = False
+    #: The exact number of tasks the architecture is defined for (None: any number ≥ 1).
+    required_num_tasks: int | None = None
+    #: True when every task's output depends on every parameter (no task owns any, e.g. ESMM).
+    every_parameter_shared = False
+    #: False when the architecture is defined for binary tasks only (``output_dims`` all 1).
+    supports_multi_class = True
 
     def __init__(self, task_names: list[str], output_dims: dict[str, int] | None = None):
         super().__init__()
@@ -56,17 +62,37 @@ class Architecture(nn.Module):
         """A scalar regulariser computed from this forward's outputs (and the parameters), or None."""
         return None
 
-    def untrained_tasks(self) -> frozenset[str]:
-        """Tasks whose output is evaluated but has no loss of its own."""
+    @classmethod
+    def untrained_tasks_of(cls, task_names: list[str]) -> frozenset[str]:
+        """Tasks whose output is evaluated but has no loss of its own, for these task names."""
         return frozenset()
 
+    def untrained_tasks(self) -> frozenset[str]:
+        return self.untrained_tasks_of(self.task_names)
+
     def make_towers(
-        self, input_dim: int, hidden_units: list[int], activation: str = "relu", dropout: float = 0.0
+        self,
+        input_dim: int,
+        hidden_units: Sequence[int] | dict[str, Sequence[int]],
+        activation: str = "relu",
+        dropout: float = 0.0,
     ) -> nn.ModuleDict:
-        """One ``Tower`` per task over a (B, input_dim) input, each with its task's output width."""
+        """One ``Tower`` per task over a (B, input_dim) input, each with its task's output width.
+
+        Args:
+            hidden_units: the towers' MLP widths, or {task: widths} (tasks not named get no hidden layer).
+        """
+        if isinstance(hidden_units, dict):
+            unknown = sorted(set(hidden_units) - set(self.task_names))
+            if unknown:
+                raise ValueError(f"tower_hidden_units names unknown task(s) {unknown}")
+        widths = {
+            task: list(hidden_units.get(task, ()) if isinstance(hidden_units, dict) else hidden_units)
+            for task in self.task_names
+        }
         return nn.ModuleDict(
             {
-                task: Tower(input_dim, list(hidden_units), activation, dropout, self.output_dims[task])
+                task: Tower(input_dim, widths[task], activation, dropout, self.output_dims[task])
                 for task in self.task_names
             }
         )

@@ -32,7 +32,7 @@ class SingleTask(Architecture):
         input_dim: int,
         task_names: list[str],
         hidden_units: list[int] = (256, 128),
-        tower_hidden_units: list[int] = (64,),
+        tower_hidden_units: list[int] | dict[str, list[int]] = (64,),
         activation: str = "relu",
         dropout: float = 0.0,
         output_dims: dict[str, int] | None = None,

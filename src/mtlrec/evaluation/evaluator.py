@@ -35,11 +35,17 @@ def predict_scores(
 def compute_metrics(
     labels: dict[str, np.ndarray], scores: dict[str, np.ndarray], metric_names: dict[str, list[str]]
 ) -> dict[str, dict[str, float]]:
-    """{task: {metric: value}} for the metrics named per task."""
-    return {
-        task: {name: METRICS[name].function(labels[task], scores[task]) for name in names}
-        for task, names in metric_names.items()
-    }
+    """{task: {metric: value}} for the metrics named per task.
+
+    Rows whose label is NaN (missing, or outside the task's sample space) are left out of that
+    task's metrics, so e.g. a CVR task with the space ``click == 1`` is scored on clicked rows only.
+    """
+    results = {}
+    for task, names in metric_names.items():
+        present = ~np.isnan(labels[task])
+        task_labels, task_scores = labels[task][present], scores[task][present]
+        results[task] = {name: METRICS[name].function(task_labels, task_scores) for name in names}
+    return results
 
 
 def evaluate(

@@ -2,6 +2,7 @@
 
 A label value no rule accepts, and a missing label, are errors that name the file, column, value
 and data row (1-based, header not counted): silently guessing a label would give wrong numbers.
+Rows outside a task's sample space get a NaN target and are not checked (their label is unused).
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ class LabelRule:
 
     arrow_type: pa.DataType = pa.float64()
 
-    def transform(self, column: pa.ChunkedArray | pa.Array, source: str, column_name: str) -> np.ndarray:
+    def transform(
+        self, column: pa.ChunkedArray | pa.Array, source: str, column_name: str, in_space: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(N,) float32 targets. Rows where ``in_space`` (N,) bool is False get NaN and are not checked."""
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
@@ -47,20 +51,23 @@ class BinaryLabel(LabelRule):
         self.threshold = threshold
         self.arrow_type = pa.string() if self.positive is not None else pa.float64()
 
-    def transform(self, column: pa.ChunkedArray | pa.Array, source: str, column_name: str) -> np.ndarray:
-        _reject_missing(column, source, column_name)
+    def transform(
+        self, column: pa.ChunkedArray | pa.Array, source: str, column_name: str, in_space: np.ndarray | None = None
+    ) -> np.ndarray:
+        _reject_missing(column, source, column_name, in_space)
         if self.positive is None:
             values = column_to_float(column)
             if self.threshold is not None:
-                return (values > self.threshold).astype(np.float32)
+                return _outside_to_nan((values > self.threshold).astype(np.float32), in_space)
             _reject_outside(
                 ~np.isin(values, (0.0, 1.0)),
                 column,
                 source,
                 column_name,
                 "is not 0 or 1; set label.positive or label.threshold to binarise it",
+                in_space,
             )
-            return values.astype(np.float32)
+            return _outside_to_nan(values.astype(np.float32), in_space)
         is_positive = pc.is_in(column, value_set=pa.array(self.positive, pa.string())).to_numpy(zero_copy_only=False)
         if self.negative is not None:
             is_negative = pc.is_in(column, value_set=pa.array(self.negative, pa.string())).to_numpy(
@@ -72,8 +79,9 @@ class BinaryLabel(LabelRule):
                 source,
                 column_name,
                 f"fits no rule (positive: {self.positive}, negative: {self.negative})",
+                in_space,
             )
-        return is_positive.astype(np.float32)
+        return _outside_to_nan(is_positive.astype(np.float32), in_space)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "binary", "positive": self.positive, "negative": self.negative, "threshold": self.threshold}
@@ -82,11 +90,13 @@ class BinaryLabel(LabelRule):
 class RegressionLabel(LabelRule):
     """A real-valued target read as is (must be finite)."""
 
-    def transform(self, column: pa.ChunkedArray | pa.Array, source: str, column_name: str) -> np.ndarray:
-        _reject_missing(column, source, column_name)
+    def transform(
+        self, column: pa.ChunkedArray | pa.Array, source: str, column_name: str, in_space: np.ndarray | None = None
+    ) -> np.ndarray:
+        _reject_missing(column, source, column_name, in_space)
         values = column_to_float(column)
-        _reject_outside(~np.isfinite(values), column, source, column_name, "is not a finite number")
-        return values.astype(np.float32)
+        _reject_outside(~np.isfinite(values), column, source, column_name, "is not a finite number", in_space)
+        return _outside_to_nan(values.astype(np.float32), in_space)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "regression"}
@@ -104,8 +114,18 @@ def _as_text(value: Any) -> str:
     return str(value).strip()
 
 
-def _reject_missing(column: pa.ChunkedArray | pa.Array, source: str, column_name: str) -> None:
+def _outside_to_nan(values: np.ndarray, in_space: np.ndarray | None) -> np.ndarray:
+    if in_space is not None:
+        values[~in_space] = np.nan
+    return values
+
+
+def _reject_missing(
+    column: pa.ChunkedArray | pa.Array, source: str, column_name: str, in_space: np.ndarray | None
+) -> None:
     missing = pc.is_null(column, nan_is_null=True).to_numpy(zero_copy_only=False)
+    if in_space is not None:
+        missing &= in_space
     count = int(missing.sum())
     if count:
         first = int(np.flatnonzero(missing)[0]) + 1
@@ -116,8 +136,15 @@ def _reject_missing(column: pa.ChunkedArray | pa.Array, source: str, column_name
 
 
 def _reject_outside(
-    bad: np.ndarray, column: pa.ChunkedArray | pa.Array, source: str, column_name: str, reason: str
+    bad: np.ndarray,
+    column: pa.ChunkedArray | pa.Array,
+    source: str,
+    column_name: str,
+    reason: str,
+    in_space: np.ndarray | None,
 ) -> None:
+    if in_space is not None:
+        bad = bad & in_space
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         value = column[row].as_py()

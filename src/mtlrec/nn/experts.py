@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from mtlrec.nn.mlp import ACTIVATIONS
+from mtlrec.nn.mlp import ACTIVATIONS, MLP
 
 
 class ParallelExperts(nn.Module):
@@ -74,22 +74,35 @@ class ParallelExperts(nn.Module):
 
 
 class SoftmaxGate(nn.Module):
-    """Gate g(x) = softmax(W x) over E experts (MMoE paper, Eq. 5), optionally with a temperature.
+    """Gate g(x) = softmax(W x / τ) over E experts (MMoE paper, Eq. 5), optionally after an MLP.
 
     Args:
         input_dim: D.
         num_experts: E.
-        temperature: divides the logits before the softmax (1 = the paper's gate).
+        temperature: τ, divides the logits before the softmax (1 = the paper's gate).
+        hidden_units: MLP widths before the linear layer (empty = the paper's linear gate).
+        activation: the MLP's activation.
     """
 
-    def __init__(self, input_dim: int, num_experts: int, temperature: float = 1.0):
+    def __init__(
+        self,
+        input_dim: int,
+        num_experts: int,
+        temperature: float = 1.0,
+        hidden_units: list[int] = (),
+        activation: str = "relu",
+    ):
         super().__init__()
-        self.linear = nn.Linear(input_dim, num_experts)
+        if temperature <= 0:
+            raise ValueError(f"gate temperature must be > 0, got {temperature}")
+        self.mlp = MLP(input_dim, list(hidden_units), activation) if hidden_units else nn.Identity()
+        self.linear = nn.Linear(hidden_units[-1] if hidden_units else input_dim, num_experts)
         self.temperature = temperature
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D) → (B, E) mixture weights summing to 1."""
-        return torch.softmax(self.linear(x) / self.temperature, dim=-1)
+        logits = self.linear(self.mlp(x))
+        return torch.softmax(logits / self.temperature if self.temperature != 1.0 else logits, dim=-1)
 
 
 def mix_experts(expert_outputs: torch.Tensor, gate_weights: torch.Tensor) -> torch.Tensor:

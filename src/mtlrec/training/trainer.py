@@ -56,7 +56,8 @@ class Trainer:
 
     Args:
         model: ids, dense → {task: logit}.
-        losses: {task: loss}, in task order.
+        losses: {task: loss}, in task order; the loss of a task the model does not train (ESMM's CVR)
+            only links its logits to scores for evaluation.
         strategy: the weighting strategy (combines the loss vector, or shapes gradients).
         optimizer: steps every parameter group (dense, sparse embeddings, strategy).
         metric_names: {task: metric names} computed on validation each epoch.
@@ -75,6 +76,8 @@ class Trainer:
         files: RunFiles,
     ):
         self.model, self.losses, self.strategy, self.optimizer = model, losses, strategy, optimizer
+        untrained = model.untrained_tasks()
+        self.train_losses = {task: loss for task, loss in losses.items() if task not in untrained}
         self.metric_names, self.settings, self.files = metric_names, settings, files
         self.shared_parameters = list(model.shared_parameters())
         patience = settings.patience if settings.selection else None
@@ -84,9 +87,9 @@ class Trainer:
     def train_step(self, batch: Batch) -> torch.Tensor:
         """One optimisation step; returns the detached loss vector (T,)."""
         logits = self.model(batch.ids, batch.dense)
-        losses = task_losses(logits, batch.labels, self.losses)
+        losses = task_losses(logits, batch.labels, self.train_losses)
         self.optimizer.zero_grad()
-        self.strategy.backward(losses, self.shared_parameters)
+        self.strategy.backward(losses, self.shared_parameters, self.model.auxiliary_loss(logits))
         self.optimizer.step()
         return losses.detach()
 
@@ -98,7 +101,7 @@ class Trainer:
         progress = EpochProgress(
             epoch, self.settings.epochs, steps, self.settings.log_every, self.settings.show_progress_bar
         )
-        total = torch.zeros(len(self.losses))
+        total = torch.zeros(len(self.train_losses))
         total_steps = steps * self.settings.epochs
         for step, batch in enumerate(data.batches(self.settings.batch_size, shuffle=True, generator=generator)):
             self.optimizer.scale_lr(
@@ -119,7 +122,7 @@ class Trainer:
             self.strategy.end_epoch(epoch, mean_losses)
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
-                "train_loss": dict(zip(self.losses, mean_losses.tolist())),
+                "train_loss": dict(zip(self.train_losses, mean_losses.tolist())),
                 "samples_per_second": round(speed, 1),
             }
             if valid is not None:

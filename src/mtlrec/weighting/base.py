@@ -25,8 +25,17 @@ class WeightingStrategy(nn.Module):
         super().__init__()
         self.num_tasks = num_tasks
 
-    def backward(self, losses: torch.Tensor, shared_parameters: Sequence[nn.Parameter]) -> torch.Tensor:
-        """Populate ``.grad`` of every parameter from the loss vector (T,); return the weights used (T,)."""
+    def backward(
+        self,
+        losses: torch.Tensor,
+        shared_parameters: Sequence[nn.Parameter],
+        regularizer: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Populate ``.grad`` of every parameter from the loss vector (T,); return the weights used (T,).
+
+        ``regularizer`` (a scalar, e.g. an architecture's auxiliary loss) is added to the objective
+        unweighted: it is not a task, so no strategy balances it.
+        """
         raise NotImplementedError
 
     def end_epoch(self, epoch: int, mean_losses: torch.Tensor) -> None:
@@ -40,7 +49,13 @@ class LossWeighting(WeightingStrategy):
         """(T,) loss vector → (T,) weights."""
         raise NotImplementedError
 
-    def backward(self, losses: torch.Tensor, shared_parameters: Sequence[nn.Parameter]) -> torch.Tensor:
+    def backward(
+        self,
+        losses: torch.Tensor,
+        shared_parameters: Sequence[nn.Parameter],
+        regularizer: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         weights = self.weights(losses)
-        (weights * losses).sum().backward()
+        objective = (weights * losses).sum()
+        (objective if regularizer is None else objective + regularizer).backward()
         return weights.detach()

@@ -1,0 +1,247 @@
+"""Progressive Layered Extraction and its one-level form CGC (Tang, Liu, Zhao, Gong; RecSys 2020)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from mtlrec.architectures.base import Architecture
+from mtlrec.nn import ParallelExperts, SoftmaxGate, mix_experts
+
+
+@dataclass
+class ExpertNet:
+    """One expert's MLP (EasyRec's ``task_expert_net`` / ``share_expert_net``)."""
+
+    __pydantic_config__ = {"extra": "forbid"}  # noqa: RUF012 (read by the config validator)
+
+    hidden_units: list[int] = field(default_factory=lambda: [64])
+
+
+@dataclass
+class ExtractionNetwork:
+    """One level of PLE, spelled as in EasyRec's ``extraction_networks``.
+
+    Attributes:
+        network_name: a label for logs and diagnostics.
+        expert_num_per_task: task-specific experts per task (m_k in the paper).
+        share_num: shared experts (m_s).
+        task_expert_net: the task-specific experts' MLP.
+        share_expert_net: the shared experts' MLP (its last width must equal the task experts').
+    """
+
+    __pydantic_config__ = {"extra": "forbid"}  # noqa: RUF012
+
+    network_name: str = ""
+    expert_num_per_task: int = 1
+    share_num: int = 1
+    task_expert_net: ExpertNet = field(default_factory=ExpertNet)
+    share_expert_net: ExpertNet = field(default_factory=ExpertNet)
+
+
+DEFAULT_LEVELS = (ExtractionNetwork("level1"), ExtractionNetwork("level2"))
+
+
+class ExtractionLevel(nn.Module):
+    """One CGC block: per-task experts and shared experts, task gates, and (if not last) a shared gate.
+
+    Task t's gate reads task t's input and weighs its own experts and the shared ones (paper Eq. 2–4);
+    the shared gate reads the shared input and weighs every expert (Eq. 5). All mixtures are one
+    batched matmul over a (B, G, E) weight matrix (zero where a gate does not see an expert).
+
+    Args:
+        input_dim: D, width of every input of this level.
+        num_tasks: T.
+        spec: the level's sizes.
+        has_shared_gate: False at the last level.
+        gate_temperature, gate_hidden_units, activation, dropout: as in ``MMoE``.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        num_tasks: int,
+        spec: ExtractionNetwork,
+        has_shared_gate: bool,
+        gate_temperature: float = 1.0,
+        gate_hidden_units: Sequence[int] = (),
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        per_task, shared = spec.expert_num_per_task, spec.share_num
+        task_units, share_units = list(spec.task_expert_net.hidden_units), list(spec.share_expert_net.hidden_units)
+        if per_task < 1 or shared < 0 or not task_units or not share_units:
+            raise ValueError("an extraction network needs expert_num_per_task >= 1, share_num >= 0 and hidden_units")
+        if shared and task_units[-1] != share_units[-1]:
+            raise ValueError(f"task and shared experts must end at the same width, got {task_units} and {share_units}")
+        self.has_shared_gate = has_shared_gate
+        num_experts = num_tasks * per_task + shared
+        self.task_experts = nn.ModuleList(
+            ParallelExperts(input_dim, per_task, task_units, activation, dropout) for _ in range(num_tasks)
+        )
+        self.shared_experts = ParallelExperts(input_dim, shared, share_units, activation, dropout) if shared else None
+        gate_args = (gate_temperature, list(gate_hidden_units), activation)
+        self.task_gates = nn.ModuleList(SoftmaxGate(input_dim, per_task + shared, *gate_args) for _ in range(num_tasks))
+        self.shared_gate = SoftmaxGate(input_dim, num_experts, *gate_args) if has_shared_gate else None
+        self.register_buffer("selection", _selection(num_tasks, per_task, shared), persistent=False)
+        self.output_width = task_units[-1]
+
+    def forward(self, task_inputs: list[torch.Tensor], shared_input: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """T task inputs and the shared input, each (B, D) → mixtures (B, G, H) and the gate weights.
+
+        G = T + 1 (the last row is the shared mixture) when the level has a shared gate, else T.
+        """
+        outputs = [experts(x) for experts, x in zip(self.task_experts, task_inputs)]
+        if self.shared_experts is not None:
+            outputs.append(self.shared_experts(shared_input))
+        expert_outputs = torch.cat(outputs, dim=1)  # (B, E, H)
+        task_gates = [gate(x) for gate, x in zip(self.task_gates, task_inputs)]  # T × (B, m_k + m_s)
+        weights = torch.einsum("bts,tse->bte", torch.stack(task_gates, dim=1), self.selection)  # (B, T, E)
+        gates = list(task_gates)
+        if self.shared_gate is not None:
+            gates.append(self.shared_gate(shared_input))
+            weights = torch.cat([weights, gates[-1].unsqueeze(1)], dim=1)  # (B, T + 1, E)
+        return mix_experts(expert_outputs, weights), gates
+
+
+def _selection(num_tasks: int, per_task: int, shared: int) -> torch.Tensor:
+    """(T, m_k + m_s, E) 0/1 matrices placing task t's gate weights on its own and the shared experts."""
+    num_experts = num_tasks * per_task + shared
+    selection = torch.zeros(num_tasks, per_task + shared, num_experts)
+    for task in range(num_tasks):
+        own = list(range(task * per_task, (task + 1) * per_task)) + list(range(num_tasks * per_task, num_experts))
+        selection[task, torch.arange(per_task + shared), own] = 1.0
+    return selection
+
+
+class PLE(Architecture):
+    """Progressive Layered Extraction (Tang, Liu, Zhao, Gong; RecSys 2020).
+
+    L stacked extraction levels (``ExtractionLevel``); level 1 reads x for every input, level l reads
+    level l−1's task mixtures (task experts and gates) and its shared mixture (shared experts and
+    shared gate); the last level has no shared gate; task towers read the last level's mixtures
+    (paper Eq. 6–7). One level is CGC. Parameters are owned by task t when only task t depends on
+    them: its gates at every level, its experts at the last level, and its tower; task experts of
+    earlier levels feed the shared gate and are shared.
+
+    Args:
+        input_dim: D.
+        task_names: the tasks.
+        extraction_networks: the levels, EasyRec style (dicts are accepted).
+        tower_hidden_units: per-task tower MLP widths (or {task: widths}).
+        gate_temperature, gate_hidden_units, activation, dropout, output_dims: as in ``MMoE``.
+    """
+
+    has_gates = True
+
+    def __init__(
+        self,
+        input_dim: int,
+        task_names: list[str],
+        extraction_networks: list[ExtractionNetwork] = DEFAULT_LEVELS,
+        tower_hidden_units: list[int] | dict[str, list[int]] = (32,),
+        gate_temperature: float = 1.0,
+        gate_hidden_units: list[int] = (),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        output_dims: dict[str, int] | None = None,
+    ):
+        super().__init__(task_names, output_dims)
+        specs = [_as_extraction_network(spec) for spec in extraction_networks]
+        if not specs:
+            raise ValueError("PLE needs at least one extraction network")
+        self.levels = nn.ModuleList()
+        width = input_dim
+        for index, spec in enumerate(specs):
+            is_last = index == len(specs) - 1
+            level = ExtractionLevel(
+                width, len(task_names), spec, not is_last, gate_temperature, gate_hidden_units, activation, dropout
+            )
+            self.levels.append(level)
+            width = level.output_width
+        self.level_names = [spec.network_name or f"level{i + 1}" for i, spec in enumerate(specs)]
+        self.towers = self.make_towers(width, tower_hidden_units, activation, dropout)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        num_tasks = len(self.task_names)
+        task_inputs, shared_input = [x] * num_tasks, x
+        recorded: dict[str, torch.Tensor] = {}
+        for name, level in zip(self.level_names, self.levels):
+            mixed, gates = level(task_inputs, shared_input)  # (B, G, H)
+            task_inputs = [mixed[:, t] for t in range(num_tasks)]
+            if level.has_shared_gate:
+                shared_input = mixed[:, num_tasks]
+                recorded.update({f"{name}.{task}": g for task, g in zip(self.task_names, gates)})
+                recorded[f"{name}.shared"] = gates[-1]
+            else:
+                recorded.update(zip(self.task_names, gates))
+        self._remember_gates(recorded)
+        return {task: self.towers[task](task_inputs[i]) for i, task in enumerate(self.task_names)}
+
+    def task_modules(self, task: str) -> list[nn.Module]:
+        index = self.task_names.index(task)
+        gates = [level.task_gates[index] for level in self.levels]
+        return gates + [self.levels[-1].task_experts[index], self.towers[task]]
+
+
+class CGC(PLE):
+    """Customized Gate Control (Tang et al., RecSys 2020, Section 4.2): PLE with a single level.
+
+    Args:
+        input_dim: D.
+        task_names: the tasks.
+        expert_num_per_task: task-specific experts per task.
+        share_num: shared experts.
+        task_expert_hidden_units: each task expert's MLP widths.
+        share_expert_hidden_units: each shared expert's MLP widths.
+        tower_hidden_units, gate_temperature, gate_hidden_units, activation, dropout, output_dims:
+            as in :class:`PLE`.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        task_names: list[str],
+        expert_num_per_task: int = 1,
+        share_num: int = 1,
+        task_expert_hidden_units: list[int] = (64,),
+        share_expert_hidden_units: list[int] = (64,),
+        tower_hidden_units: list[int] | dict[str, list[int]] = (32,),
+        gate_temperature: float = 1.0,
+        gate_hidden_units: list[int] = (),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        output_dims: dict[str, int] | None = None,
+    ):
+        spec = ExtractionNetwork(
+            "cgc",
+            expert_num_per_task,
+            share_num,
+            ExpertNet(list(task_expert_hidden_units)),
+            ExpertNet(list(share_expert_hidden_units)),
+        )
+        super().__init__(
+            input_dim,
+            task_names,
+            [spec],
+            tower_hidden_units,
+            gate_temperature,
+            gate_hidden_units,
+            activation,
+            dropout,
+            output_dims,
+        )
+
+
+def _as_extraction_network(spec: ExtractionNetwork | dict) -> ExtractionNetwork:
+    if isinstance(spec, ExtractionNetwork):
+        return spec
+    spec = dict(spec)
+    for key in ("task_expert_net", "share_expert_net"):
+        if isinstance(spec.get(key), dict):
+            spec[key] = ExpertNet(**spec[key])
+    return ExtractionNetwork(**spec)
