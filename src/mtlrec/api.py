@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import torch
 import yaml
@@ -105,12 +106,22 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path) -> dict[str, dict[s
 
 
 def predict_run(run_dir: str | Path, data_path: str | Path, output: str | Path) -> int:
-    """Write one score column per task for every row of ``data_path``; returns the row count."""
+    """Write one score column per task for every row of ``data_path``; returns the row count.
+
+    Binary and regression tasks give a float column; a multi-class task gives a fixed-size list of its
+    C class probabilities (Parquet), in the order of ``label.classes``.
+    """
     config, pipeline, model = load_run(run_dir)
     raw = read_split(data_path, pipeline, build.read_options(config), with_labels=False)
     scores = predict_scores(model, encode(raw, pipeline), build.build_losses(config), config.train.eval_batch_size)
-    write_table(pa.table({task: pa.array(values) for task, values in scores.items()}), output)
+    write_table(pa.table({task: _score_column(values) for task, values in scores.items()}), output)
     return raw.table.num_rows
+
+
+def _score_column(values: np.ndarray) -> pa.Array:
+    if values.ndim == 1:
+        return pa.array(values)
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
 
 
 def summarize(

@@ -19,8 +19,10 @@ from mtlrec.expressions import ExpressionError, parse_expression
 from mtlrec.features import (
     BinaryLabel,
     CategoricalEncoder,
+    ClassLabel,
     FeaturePipeline,
     FeatureSpec,
+    LabelRule,
     LabelSpec,
     NumericEncoder,
     RegressionLabel,
@@ -44,10 +46,15 @@ def check_config(config: Config) -> None:
     for index, task in enumerate(config.tasks):
         _check_sample_space(task.sample_space, f"tasks[{index}].sample_space")
         loss = _lookup(LOSSES, task.loss, f"tasks[{index}].loss", "loss")
-        if loss.kind == "regression" and (task.label.positive is not None or task.label.threshold is not None):
+        if loss.kind != "binary" and (task.label.positive is not None or task.label.threshold is not None):
             raise ConfigError(
                 f"tasks[{index}].label: positive/threshold binarise a label, "
-                f"but loss '{task.loss}' is a regression loss"
+                f"but loss '{task.loss}' is a {loss.kind} loss"
+            )
+        if (loss.kind == "multiclass") != (task.label.classes is not None):
+            raise ConfigError(
+                f"tasks[{index}]: a multi-class task needs both loss softmax_ce and label.classes "
+                f"(got loss '{task.loss}', classes {task.label.classes})"
             )
         for position, name in enumerate(task_metric_names(task)):
             metric = _lookup(METRICS, name, f"tasks[{index}].metrics[{position}]", "metric")
@@ -99,9 +106,10 @@ def architecture_params(config: Config) -> dict[str, Any]:
     params = validate_params(architecture, config.model.params, _ARCHITECTURE_ARGS, "model.params")
     overrides = {task.name: task.tower_hidden_units for task in config.tasks if task.tower_hidden_units is not None}
     if overrides:
-        if "tower_hidden_units" not in inspect.signature(architecture.__init__).parameters:
+        hint = typing.get_type_hints(architecture.__init__).get("tower_hidden_units")
+        if dict not in {typing.get_origin(arg) for arg in typing.get_args(hint)}:
             raise ConfigError(
-                f"tasks[].tower_hidden_units: architecture '{config.model.architecture}' has no task towers to size"
+                f"tasks[].tower_hidden_units: architecture '{config.model.architecture}' has no per-task towers to size"
             )
         default = params.get(
             "tower_hidden_units", inspect.signature(architecture.__init__).parameters["tower_hidden_units"].default
@@ -154,11 +162,13 @@ def build_pipeline(config: Config) -> FeaturePipeline:
         features.append(FeatureSpec(feature.name, feature.column or feature.name, encoder))
     labels = []
     for task in config.tasks:
-        rule = (
-            RegressionLabel()
-            if LOSSES[task.loss].kind == "regression"
-            else BinaryLabel(task.label.positive, task.label.negative, task.label.threshold)
-        )
+        kind = LOSSES[task.loss].kind
+        if kind == "regression":
+            rule: LabelRule = RegressionLabel()
+        elif kind == "multiclass":
+            rule = ClassLabel(task.label.classes)
+        else:
+            rule = BinaryLabel(task.label.positive, task.label.negative, task.label.threshold)
         labels.append(LabelSpec(task.name, task.label.column, rule, task.sample_space))
     return FeaturePipeline(features, labels)
 
@@ -194,6 +204,7 @@ def build_model(config: Config, pipeline: FeaturePipeline) -> nn.Module:
     torch.manual_seed(config.train.seed)
     architecture_class = ARCHITECTURES[config.model.architecture]
     params = architecture_params(config)
+    output_dims = {task.name: len(task.label.classes) for task in config.tasks if task.label.classes is not None}
     domain_column, supplied = None, {}
     if config.model.domain_feature is not None:
         id_names = [feature.name for feature in pipeline.id_features]
@@ -204,6 +215,9 @@ def build_model(config: Config, pipeline: FeaturePipeline) -> nn.Module:
     for tasks in task_groups:
         input_layer = InputLayer(pipeline.vocab_sizes(), config.model.embedding_dim, len(pipeline.dense_features))
         group_params = _params_for_tasks(params, tasks)
+        group_dims = {task: dims for task, dims in output_dims.items() if task in tasks}
+        if group_dims:
+            group_params["output_dims"] = group_dims
         try:
             architecture = architecture_class(
                 input_dim=input_layer.output_dim(), task_names=tasks, **group_params, **supplied

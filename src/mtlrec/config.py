@@ -136,11 +136,16 @@ class LabelConfig(_Strict):
         None, description="Values that mean 0; with `positive`, any other value is an error."
     )
     threshold: float | None = Field(None, description="label = 1 if value > threshold.")
+    classes: list[str | int | float] | None = Field(
+        None, min_length=2, description="Class values of a multi-class (softmax_ce) task, in output order."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LabelConfig:
         if self.threshold is not None and (self.positive is not None or self.negative is not None):
             raise ValueError("use either threshold or positive/negative values, not both")
+        if self.classes is not None and (self.positive is not None or self.threshold is not None):
+            raise ValueError("classes make a multi-class label; do not combine them with positive/threshold")
         if self.negative is not None and self.positive is None:
             raise ValueError("negative values need positive values too")
         return self
@@ -253,8 +258,8 @@ class Config(_Strict):
         """Accept EasyRec's ``task_towers`` list in place of ``tasks``."""
         if not isinstance(raw, dict) or "task_towers" not in raw:
             return raw
-        if "tasks" in raw:
-            raise ValueError("give either tasks or task_towers, not both")
+        if raw.get("tasks") is not None:
+            raise ValueError("give either tasks or task_towers, not both (set tasks: null to replace inherited tasks)")
         raw = dict(raw)
         towers = raw.pop("task_towers")
         if not isinstance(towers, list):

@@ -58,7 +58,20 @@ class MeanSquaredError(Loss):
         return logits
 
 
-LOSSES: dict[str, type[Loss]] = {"bce": BinaryCrossEntropy, "mse": MeanSquaredError}
+class SoftmaxCrossEntropy(Loss):
+    """Mean softmax cross-entropy of (B, C) class logits against (B,) class ids (stored as floats)."""
+
+    kind = "multiclass"
+    default_metrics = ("accuracy", "cross_entropy")
+
+    def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return functional.cross_entropy(logits, targets.long(), reduction="none")
+
+    def predict(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits, dim=-1)
+
+
+LOSSES: dict[str, type[Loss]] = {"bce": BinaryCrossEntropy, "mse": MeanSquaredError, "softmax_ce": SoftmaxCrossEntropy}
 
 
 def task_losses(

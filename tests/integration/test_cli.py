@@ -38,7 +38,14 @@ def _train(tmp_path: Path, overrides: list[str], name: str = "mmoe", run: str = 
     return output
 
 
-@pytest.mark.parametrize("architecture", ["single_task", "shared_bottom", "mmoe"])
+CENSUS_ARCHITECTURES = sorted(path.stem for path in CENSUS_CONFIGS.glob("*.yaml") if path.stem != "base")
+
+
+def test_every_census_config_is_tested():
+    assert {"single_task", "shared_bottom", "mmoe", "omoe", "cgc", "ple", "star"} <= set(CENSUS_ARCHITECTURES)
+
+
+@pytest.mark.parametrize("architecture", CENSUS_ARCHITECTURES)
 def test_train_writes_a_complete_run(tmp_path, census_overrides, architecture, capsys):
     run = _train(tmp_path, census_overrides, architecture)
     for name in (

@@ -57,6 +57,7 @@ class ExtractionLevel(nn.Module):
         num_tasks: T.
         spec: the level's sizes.
         has_shared_gate: False at the last level.
+        one_input: True when every task input and the shared input are the same tensor (level 1).
         gate_temperature, gate_hidden_units, activation, dropout: as in ``MMoE``.
     """
 
@@ -66,6 +67,7 @@ class ExtractionLevel(nn.Module):
         num_tasks: int,
         spec: ExtractionNetwork,
         has_shared_gate: bool,
+        one_input: bool = False,
         gate_temperature: float = 1.0,
         gate_hidden_units: Sequence[int] = (),
         activation: str = "relu",
@@ -80,10 +82,21 @@ class ExtractionLevel(nn.Module):
             raise ValueError(f"task and shared experts must end at the same width, got {task_units} and {share_units}")
         self.has_shared_gate = has_shared_gate
         num_experts = num_tasks * per_task + shared
-        self.task_experts = nn.ModuleList(
-            ParallelExperts(input_dim, per_task, task_units, activation, dropout) for _ in range(num_tasks)
+        # When every expert reads the same input and feeds the shared gate (level 1 of a multi-level PLE),
+        # all experts are shared parameters anyway: one fused ParallelExperts computes them in one GEMM.
+        self.fused_experts = (
+            ParallelExperts(input_dim, num_experts, task_units, activation, dropout)
+            if one_input and has_shared_gate and task_units == share_units
+            else None
         )
-        self.shared_experts = ParallelExperts(input_dim, shared, share_units, activation, dropout) if shared else None
+        self.task_experts = nn.ModuleList(
+            ParallelExperts(input_dim, per_task, task_units, activation, dropout)
+            for _ in range(num_tasks if self.fused_experts is None else 0)
+        )
+        separate_shared = shared and self.fused_experts is None
+        self.shared_experts = (
+            ParallelExperts(input_dim, shared, share_units, activation, dropout) if separate_shared else None
+        )
         gate_args = (gate_temperature, list(gate_hidden_units), activation)
         self.task_gates = nn.ModuleList(SoftmaxGate(input_dim, per_task + shared, *gate_args) for _ in range(num_tasks))
         self.shared_gate = SoftmaxGate(input_dim, num_experts, *gate_args) if has_shared_gate else None
@@ -95,10 +108,13 @@ class ExtractionLevel(nn.Module):
 
         G = T + 1 (the last row is the shared mixture) when the level has a shared gate, else T.
         """
-        outputs = [experts(x) for experts, x in zip(self.task_experts, task_inputs)]
-        if self.shared_experts is not None:
-            outputs.append(self.shared_experts(shared_input))
-        expert_outputs = torch.cat(outputs, dim=1)  # (B, E, H)
+        if self.fused_experts is not None:
+            expert_outputs = self.fused_experts(shared_input).contiguous()  # (B, E, H)
+        else:
+            outputs = [experts(x) for experts, x in zip(self.task_experts, task_inputs)]
+            if self.shared_experts is not None:
+                outputs.append(self.shared_experts(shared_input))
+            expert_outputs = torch.cat(outputs, dim=1)  # (B, E, H)
         task_gates = [gate(x) for gate, x in zip(self.task_gates, task_inputs)]  # T × (B, m_k + m_s)
         weights = torch.einsum("bts,tse->bte", torch.stack(task_gates, dim=1), self.selection)  # (B, T, E)
         gates = list(task_gates)
@@ -159,7 +175,15 @@ class PLE(Architecture):
         for index, spec in enumerate(specs):
             is_last = index == len(specs) - 1
             level = ExtractionLevel(
-                width, len(task_names), spec, not is_last, gate_temperature, gate_hidden_units, activation, dropout
+                width,
+                len(task_names),
+                spec,
+                has_shared_gate=not is_last,
+                one_input=index == 0,
+                gate_temperature=gate_temperature,
+                gate_hidden_units=gate_hidden_units,
+                activation=activation,
+                dropout=dropout,
             )
             self.levels.append(level)
             width = level.output_width

@@ -198,7 +198,7 @@ class STAR(Architecture):
         task_names: list[str],
         num_domains: int,
         hidden_units: list[int] = (256, 128),
-        tower_hidden_units: list[int] = (64,),
+        tower_hidden_units: list[int] | dict[str, list[int]] = (64,),
         auxiliary_hidden_units: list[int] = (32,),
         domain_embedding_dim: int = 8,
         momentum: float = 0.1,

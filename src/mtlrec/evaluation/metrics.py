@@ -56,6 +56,21 @@ def mae(labels: np.ndarray, predictions: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(predictions, np.float64) - np.asarray(labels, np.float64))))
 
 
+def accuracy(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Share of rows whose most probable class is the label: labels (N,) class ids, probabilities (N, C)."""
+    if len(labels) == 0:
+        return float("nan")
+    return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(labels).astype(np.int64)))
+
+
+def cross_entropy(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean −log p(label) of a multi-class prediction (probabilities clipped to [1e-15, 1])."""
+    if len(labels) == 0:
+        return float("nan")
+    picked = np.take_along_axis(np.asarray(probabilities, np.float64), labels.astype(np.int64)[:, None], axis=1)
+    return float(-np.mean(np.log(np.clip(picked[:, 0], 1e-15, 1.0))))
+
+
 @dataclass(frozen=True)
 class Metric:
     """A metric function with its direction and the task kinds it applies to."""
@@ -70,4 +85,6 @@ METRICS: dict[str, Metric] = {
     "logloss": Metric(logloss, False, ("binary",)),
     "rmse": Metric(rmse, False, ("regression",)),
     "mae": Metric(mae, False, ("regression",)),
+    "accuracy": Metric(accuracy, True, ("multiclass",)),
+    "cross_entropy": Metric(cross_entropy, False, ("multiclass",)),
 }

@@ -1,7 +1,7 @@
 """Feature encoders (scikit-learn style fit/transform) and the pipeline that applies them."""
 
 from mtlrec.features.categorical import OOV_ID, PADDING_ID, CategoricalEncoder, NotFittedError, fnv1a_64
-from mtlrec.features.labels import BinaryLabel, LabelRule, RegressionLabel
+from mtlrec.features.labels import BinaryLabel, ClassLabel, LabelRule, RegressionLabel
 from mtlrec.features.numeric import NumericEncoder
 from mtlrec.features.pipeline import FeaturePipeline, FeatureSpec, LabelSpec
 
@@ -10,6 +10,7 @@ __all__ = [
     "PADDING_ID",
     "BinaryLabel",
     "CategoricalEncoder",
+    "ClassLabel",
     "FeaturePipeline",
     "FeatureSpec",
     "LabelRule",

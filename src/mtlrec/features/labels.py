@@ -102,9 +102,38 @@ class RegressionLabel(LabelRule):
         return {"kind": "regression"}
 
 
+class ClassLabel(LabelRule):
+    """A multi-class target: the index of the value in ``classes`` (compared as text, after stripping).
+
+    Args:
+        classes: the C class values, in output order; any other value is an error.
+    """
+
+    arrow_type = pa.string()
+
+    def __init__(self, classes: list[Any]):
+        self.classes = [_as_text(v) for v in classes]
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"a multi-class label needs at least two distinct classes, got {self.classes}")
+
+    def transform(
+        self, column: pa.ChunkedArray | pa.Array, source: str, column_name: str, in_space: np.ndarray | None = None
+    ) -> np.ndarray:
+        _reject_missing(column, source, column_name, in_space)
+        index = pc.index_in(column, value_set=pa.array(self.classes, pa.string()))
+        values = index.to_numpy(zero_copy_only=False).astype(np.float32)  # null (unknown value) → NaN
+        _reject_outside(np.isnan(values), column, source, column_name, f"is not one of {self.classes}", in_space)
+        return _outside_to_nan(values, in_space)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "multiclass", "classes": self.classes}
+
+
 def label_rule_from_dict(state: dict[str, Any]) -> LabelRule:
     if state["kind"] == "regression":
         return RegressionLabel()
+    if state["kind"] == "multiclass":
+        return ClassLabel(state["classes"])
     return BinaryLabel(state["positive"], state["negative"], state["threshold"])
 
 

@@ -1,0 +1,150 @@
+"""Task kinds and task definitions end to end through the CLI: multi-class heads, sample spaces,
+EasyRec's task_towers spelling, per-task towers, and the config errors around them."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from safetensors.torch import load_file
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+from mtlrec.cli import main
+
+CENSUS_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "census"
+MARITAL = [
+    "Never married",
+    "Married-civilian spouse present",
+    "Divorced",
+    "Widowed",
+    "Separated",
+    "Married-spouse absent",
+    "Married-A F spouse present",
+]
+
+
+def _config(tmp_path: Path, body: dict, base: str = "mmoe.yaml") -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"extends": str(CENSUS_CONFIGS / base), **body}))
+    return path
+
+
+def _train(config: Path, output: Path, overrides: list[str]) -> int:
+    sets = [arg for override in overrides for arg in ("--set", override)]
+    return main(["train", str(config), "--output", str(output), "--no-progress", *sets])
+
+
+def _column(path: Path, index: int) -> list[str]:
+    with gzip.open(path, "rt") as handle:
+        return [line.split(",")[index].strip() for line in handle]
+
+
+def test_multi_class_task_trains_and_matches_sklearn(tmp_path, census_overrides, census_slice):
+    tasks = [
+        {"name": "income", "label": {"column": "income", "positive": ["50000+."]}},
+        {"name": "marital", "label": {"column": "marital_stat", "classes": MARITAL}, "loss": "softmax_ce"},
+    ]
+    config = _config(tmp_path, {"tasks": tasks, "train": {"early_stopping": None}})
+    run = tmp_path / "run"
+    assert _train(config, run, census_overrides) == 0
+    metrics = json.loads((run / "metrics.json").read_text())["test"]
+    assert set(metrics["marital"]) == {"accuracy", "cross_entropy"}
+
+    scores_path = tmp_path / "scores.parquet"
+    assert main(["predict", str(run), "--data", str(census_slice["test"]), "--output", str(scores_path)]) == 0
+    probabilities = np.array(pq.read_table(scores_path).column("marital").to_pylist())
+    assert probabilities.shape == (2000, len(MARITAL))
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, rtol=1e-5)
+
+    labels = np.array([MARITAL.index(value) for value in _column(census_slice["test"], 7)])
+    evaluated = tmp_path / "eval.json"
+    assert main(["evaluate", str(run), "--data", str(census_slice["test"]), "--output", str(evaluated)]) == 0
+    marital = json.loads(evaluated.read_text())["marital"]
+    assert marital["accuracy"] == pytest.approx(accuracy_score(labels, probabilities.argmax(1)), abs=1e-9)
+    normalised = probabilities.astype(np.float64) / probabilities.sum(1, keepdims=True)
+    expected_ce = log_loss(labels, normalised, labels=list(range(len(MARITAL))))
+    assert marital["cross_entropy"] == pytest.approx(expected_ce, rel=1e-4)
+    majority = np.bincount(labels).max() / len(labels)
+    assert marital["accuracy"] > majority + 0.1  # learnt beyond predicting the most frequent class
+
+
+def test_sample_space_restricts_metrics_to_rows_where_it_holds(tmp_path, census_overrides, census_slice):
+    tasks = [
+        {"name": "never_married", "label": {"column": "marital_stat", "positive": ["Never married"]}},
+        {
+            "name": "income_of_men",
+            "label": {"column": "income", "positive": ["50000+."]},
+            "sample_space": 'sex == "Male"',
+        },
+    ]
+    config = _config(tmp_path, {"tasks": tasks, "train": {"early_stopping": None}})
+    run = tmp_path / "run"
+    assert _train(config, run, census_overrides) == 0
+    scores_path = tmp_path / "scores.parquet"
+    assert main(["predict", str(run), "--data", str(census_slice["test"]), "--output", str(scores_path)]) == 0
+    evaluated = tmp_path / "eval.json"
+    assert main(["evaluate", str(run), "--data", str(census_slice["test"]), "--output", str(evaluated)]) == 0
+
+    men = np.array(_column(census_slice["test"], 12)) == "Male"
+    income = np.array(_column(census_slice["test"], 41)) == "50000+."
+    scores = pq.read_table(scores_path).column("income_of_men").to_numpy()
+    metrics = json.loads(evaluated.read_text())["income_of_men"]
+    assert 0 < men.sum() < len(men)
+    assert metrics["auc"] == pytest.approx(roc_auc_score(income[men], scores[men]), abs=1e-6)
+    assert metrics["auc"] != pytest.approx(roc_auc_score(income, scores), abs=1e-6)
+
+
+def test_easyrec_task_towers_with_per_task_tower_widths(tmp_path, census_overrides):
+    towers = [
+        {
+            "tower_name": "income",
+            "label_name": "income",
+            "label": {"positive": ["50000+."]},
+            "mlp": {"hidden_units": [16]},
+        },
+        {
+            "tower_name": "never_married",
+            "label_name": "marital_stat",
+            "label": {"positive": ["Never married"]},
+            "mlp": {"hidden_units": [24, 8]},
+            "losses": ["bce"],
+            "metrics": ["auc"],
+        },
+    ]
+    body = {"tasks": None, "task_towers": towers}
+    config = tmp_path / "ple.yaml"
+    config.write_text(yaml.safe_dump({"extends": str(CENSUS_CONFIGS / "ple.yaml"), **body}))
+    run = tmp_path / "run"
+    assert _train(config, run, census_overrides) == 0
+    metrics = json.loads((run / "metrics.json").read_text())["test"]
+    assert set(metrics) == {"income", "never_married"}
+    assert set(metrics["never_married"]) == {"auc"}
+    state = load_file(run / "model.safetensors")
+    assert state["architecture.towers.income.mlp.layers.0.weight"].shape[0] == 16
+    assert state["architecture.towers.never_married.mlp.layers.0.weight"].shape[0] == 24
+    assert state["architecture.towers.never_married.mlp.layers.2.weight"].shape[0] == 8
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"model": {"architecture": "star"}}, "model.domain_feature"),
+        ({"model": {"architecture": "mmoe", "domain_feature": "sex"}}, "uses no domain feature"),
+        ({"model": {"architecture": "star", "domain_feature": "age"}}, "not a categorical feature"),
+        ({"model": {"architecture": "esmm"}}, "needs exactly 3 tasks"),
+        ({"tasks": [{"name": "t", "label": {"column": "income", "classes": ["a", "b"]}}]}, "softmax_ce"),
+        ({"tasks": [{"name": "t", "label": {"column": "income"}, "sample_space": "sex =="}]}, "tasks[0].sample_space"),
+        ({"tasks": [{"name": "t", "label": {"column": "income"}, "sample_space": "age + 1"}]}, "not a condition"),
+        ({"model": {"architecture": "ple", "params": {"extraction_networks": []}}}, "model (ple)"),
+        ({"model": {"architecture": "cgc", "tasks": None}}, "model.tasks: unknown key"),
+    ],
+)
+def test_config_errors_name_the_path(tmp_path, census_overrides, capsys, body, message):
+    config = _config(tmp_path, {"model": {"architecture": "mmoe"}, **body}, base="base.yaml")
+    assert _train(config, tmp_path / "run", census_overrides) != 0
+    assert message in capsys.readouterr().err
