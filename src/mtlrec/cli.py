@@ -1,4 +1,4 @@
-"""Command line: ``mtlrec train | evaluate | predict | summarize | list | schema``."""
+"""Command line: ``mtlrec train | evaluate | predict | summarize | list | schema | data``."""
 
 from __future__ import annotations
 
@@ -67,7 +67,33 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", help="architectures, weightings, losses and metrics").set_defaults(handler=_list)
     commands.add_parser("schema", help="JSON Schema of the config").set_defaults(handler=_schema)
+    _add_data_commands(commands)
     return parser
+
+
+def _add_data_commands(commands: argparse._SubParsersAction) -> None:
+    """``mtlrec data synth-cascade``; options left out take the defaults of ``CascadeSettings``."""
+    data = commands.add_parser("data", help="make data files (synthetic funnels with a known ground truth)")
+    kinds = data.add_subparsers(dest="data_command", required=True)
+    synth = kinds.add_parser(
+        "synth-cascade", help="click → conversion → ... funnel; oracle metrics go to OUTPUT.meta.json"
+    )
+    synth.add_argument("--rows", type=int, required=True)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--output", "-o", required=True, help=".csv, .csv.gz, .parquet or .pq")
+    synth.add_argument("--stages", help="label names of the funnel stages in order (default: click,conversion)")
+    synth.add_argument("--rates", help="target P(stage | previous stage) per stage (default: 0.04,0.1,0.3,0.3...)")
+    synth.add_argument("--domains", type=int, dest="num_domains", metavar="K", help="add a domain column (K domains)")
+    synth.add_argument("--categorical", type=int, dest="num_categorical", metavar="N", help="id columns (default: 8)")
+    synth.add_argument("--numeric", type=int, dest="num_numeric", metavar="N", help="numeric columns (default: 4)")
+    synth.add_argument("--max-cardinality", type=int, help="ids of the largest categorical column (default: 100000)")
+    synth.add_argument("--stage-correlation", type=float, help="correlation of the stages' effects (default: 0.6)")
+    synth.add_argument("--signal", type=float, help="standard deviation of the true logits (default: 1.2)")
+    synth.add_argument("--id-type", choices=["int", "str"], help="type of the id columns (default: int)")
+    synth.add_argument("--chunk-rows", type=int, default=1_000_000, help="rows generated and written at a time")
+    synth.add_argument("--with-probabilities", action="store_true", help="also write the true p_<stage> columns")
+    synth.add_argument("--oracle-rows", type=int, default=10_000_000, help="oracle metrics on the first N rows")
+    synth.set_defaults(handler=_synth_cascade)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -139,6 +165,32 @@ def _schema(args: argparse.Namespace) -> int:
     from mtlrec.config import Config
 
     print(json.dumps(Config.model_json_schema(), indent=1))
+    return 0
+
+
+def _synth_cascade(args: argparse.Namespace) -> int:
+    import time
+
+    from mtlrec.errors import ConfigError
+    from mtlrec.synth import meta_path, write_cascade
+
+    names = ("num_domains", "num_categorical", "num_numeric", "max_cardinality", "stage_correlation", "signal")
+    options = {name: getattr(args, name) for name in (*names, "id_type") if getattr(args, name) is not None}
+    if args.stages is not None:
+        options["stages"] = tuple(name.strip() for name in args.stages.split(","))
+    if args.rates is not None:
+        try:
+            options["rates"] = tuple(float(rate) for rate in args.rates.split(","))
+        except ValueError:
+            raise ConfigError(f"--rates: expected numbers separated by commas, got {args.rates!r}") from None
+    start = time.perf_counter()
+    options.update(chunk_rows=args.chunk_rows, with_probabilities=args.with_probabilities, oracle_rows=args.oracle_rows)
+    meta = write_cascade(args.output, args.rows, args.seed, **options)
+    seconds = time.perf_counter() - start
+    log.info("wrote %d rows to %s in %.1f s (%.0f rows/s)", args.rows, args.output, seconds, args.rows / seconds)
+    summary = {"output": args.output, "meta": str(meta_path(args.output))}
+    summary.update({key: meta[key] for key in ("rows", "seed", "columns", "base_rates", "label_correlation", "oracle")})
+    print(json.dumps(summary, indent=1))
     return 0
 
 

@@ -17,6 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "io": {"errors"},
     "features": {"io", "errors", "expressions"},
     "expressions": set(),
+    "synth": {"errors", "io", "evaluation"},
     "batch": set(),
     "losses": set(),
     "evaluation": {"batch"},
