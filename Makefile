@@ -7,7 +7,7 @@ MTLREC := $(VENV)/bin/mtlrec
 RUNS ?= runs/census
 MODELS ?= single_task shared_bottom mmoe
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test lint clean cascade-data
 
 venv: $(VENV)/.installed
 
@@ -21,6 +21,11 @@ demo: venv
 		$(MTLREC) train configs/census/$$model.yaml --output $(RUNS)/$$model --overwrite || exit 1; \
 	done
 	$(MTLREC) summarize $(addprefix $(RUNS)/,$(MODELS)) --split test --metric auc --output $(RUNS)/summary
+
+# the synthetic funnel used by configs/cascade/*.yaml (deterministic)
+cascade-data: venv
+	$(MTLREC) data synth-cascade --rows 500000 --seed 7 --stages click,conversion,purchase \
+		--rates 0.1,0.2,0.3 --output data/synth-cascade/cascade.parquet
 
 test: venv
 	$(PY) -m pytest -q
