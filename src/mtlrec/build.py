@@ -196,7 +196,7 @@ def random_split(config: Config) -> RandomSplit | None:
 
 
 def build_losses(config: Config) -> dict[str, Loss]:
-    return {task.name: LOSSES[task.loss]() for task in config.tasks}
+    return {task.name: LOSSES[task.loss](masked=task.sample_space is not None) for task in config.tasks}
 
 
 def build_model(config: Config, pipeline: FeaturePipeline) -> nn.Module:
@@ -284,6 +284,7 @@ def build_trainer(config: Config, model: nn.Module, files: RunFiles, show_progre
         min_delta=stopping.min_delta if stopping else 0.0,
         higher_is_better=METRICS[selection[1]].higher_is_better if selection else True,
         show_progress_bar=show_progress_bar,
+        precision=config.train.precision,
     )
     return Trainer(
         model,

@@ -238,6 +238,11 @@ class TrainConfig(_Strict):
     seed: int = 0
     threads: int | None = Field(None, gt=0, description="torch intra-op threads; default: torch's choice.")
     eval_batch_size: int = Field(16384, gt=0)
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="bf16: the training forward pass runs under bfloat16 autocast (matmuls in bf16, weights, "
+        "losses and optimizer in fp32); worth it on CPUs with avx512_bf16/AMX. Evaluation stays fp32.",
+    )
     early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
     log_every: int = Field(200, gt=0, description="Steps between plain log lines when not on a TTY.")
 

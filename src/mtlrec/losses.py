@@ -9,19 +9,28 @@ from torch.nn import functional
 class Loss:
     """A task loss: ``__call__(logits (B,), targets (B,)) -> scalar`` and ``predict(logits) -> scores``.
 
-    Targets that are NaN (a missing label, or a row outside the task's sample space) are left out:
-    the loss is the mean over the remaining rows (0 when none remain), i.e. normalised by the
-    number of samples in the task's space, as in the PLE paper's joint loss (Tang et al., 2020, Eq. 8).
+    With ``masked``, targets that are NaN (a row outside the task's sample space) are left out: the
+    loss is the mean over the remaining rows (0 when none remain), i.e. normalised by the number of
+    samples in the task's space, as in the PLE paper's joint loss (Tang et al., 2020, Eq. 8).
+    Unmasked losses skip that bookkeeping (their targets are never NaN).
+
+    Args:
+        masked: whether targets may be NaN.
     """
 
     kind = "binary"
     default_metrics: tuple[str, ...] = ()
+
+    def __init__(self, masked: bool = False):
+        self.masked = masked
 
     def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """(B,) per-sample losses for finite targets."""
         raise NotImplementedError
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if not self.masked:
+            return self.elementwise(logits, targets).mean()
         present = targets == targets  # False where NaN
         per_sample = self.elementwise(logits, torch.where(present, targets, torch.zeros_like(targets)))
         weights = present.to(per_sample.dtype)

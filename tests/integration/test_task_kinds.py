@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 import yaml
 from safetensors.torch import load_file
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
@@ -148,3 +149,17 @@ def test_config_errors_name_the_path(tmp_path, census_overrides, capsys, body, m
     config = _config(tmp_path, {"model": {"architecture": "mmoe"}, **body}, base="base.yaml")
     assert _train(config, tmp_path / "run", census_overrides) != 0
     assert message in capsys.readouterr().err
+
+
+def test_bf16_training_learns_like_fp32_and_keeps_fp32_weights(tmp_path, census_overrides):
+    config = CENSUS_CONFIGS / "mmoe.yaml"
+    fp32 = tmp_path / "fp32"
+    bf16 = tmp_path / "bf16"
+    assert _train(config, fp32, census_overrides) == 0
+    assert _train(config, bf16, census_overrides + ["train.precision=bf16"]) == 0
+    results = {run.name: json.loads((run / "metrics.json").read_text())["test"] for run in (fp32, bf16)}
+    for task in ("income", "never_married"):
+        assert results["bf16"][task]["auc"] == pytest.approx(results["fp32"][task]["auc"], abs=0.01)
+        assert results["bf16"][task]["auc"] != results["fp32"][task]["auc"]  # bf16 matmuls really ran
+    state = load_file(bf16 / "model.safetensors")
+    assert {tensor.dtype for tensor in state.values()} == {torch.float32}

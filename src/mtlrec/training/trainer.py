@@ -42,6 +42,7 @@ class TrainSettings:
     min_delta: float = 0.0
     higher_is_better: bool = True
     show_progress_bar: bool | None = None
+    precision: str = "fp32"
 
 
 @dataclass
@@ -80,13 +81,19 @@ class Trainer:
         self.train_losses = {task: loss for task, loss in losses.items() if task not in untrained}
         self.metric_names, self.settings, self.files = metric_names, settings, files
         self.shared_parameters = list(model.shared_parameters())
+        self.bf16 = settings.precision == "bf16"
+        if self.bf16 and not torch.cpu._is_avx512_bf16_supported():
+            log.warning("train.precision bf16: this CPU has no native bf16 (avx512_bf16); expect it to be slower")
         patience = settings.patience if settings.selection else None
         self.stopper = EarlyStopping(settings.higher_is_better, patience or settings.epochs + 1, settings.min_delta)
         self.history: list[dict[str, Any]] = []
 
     def train_step(self, batch: Batch) -> torch.Tensor:
         """One optimisation step; returns the detached loss vector (T,)."""
-        logits = self.model(batch.ids, batch.dense)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.model(batch.ids, batch.dense)
+        if self.bf16:
+            logits = {task: value.float() for task, value in logits.items()}
         losses = task_losses(logits, batch.labels, self.train_losses)
         self.optimizer.zero_grad()
         self.strategy.backward(losses, self.shared_parameters, self.model.auxiliary_loss(logits))
