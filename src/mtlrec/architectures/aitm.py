@@ -39,8 +39,10 @@ class AdaptiveInformationTransfer(nn.Module):
 
 
 class AITM(Architecture):
-    """AITM (Xi, Chen, Li, Zhu, Yang, Zhang, et al., "Modeling the Sequential Dependence among Audience
-    Multi-step Conversions with Multi-task Learning in Targeted Display Advertising", KDD 2021).
+    """Adaptive Information Transfer Multi-task framework for conversion funnels (Xi et al., KDD 2021).
+
+    Xi, Chen, Li, Zhu, Yang, Zhang, et al., "Modeling the Sequential Dependence among Audience
+    Multi-step Conversions with Multi-task Learning in Targeted Display Advertising", KDD 2021.
 
     The tasks form a conversion funnel in the order of ``task_names`` (e.g. click → conversion). Each
     task t has an encoder q_t = MLP_t(x) over the shared input; z_1 = q_1 and, for t ≥ 2,

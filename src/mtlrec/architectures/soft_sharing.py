@@ -26,9 +26,10 @@ def pairwise_squared_distance(stacked: torch.Tensor) -> torch.Tensor:
 
 
 class L2SoftSharing(Architecture):
-    """Soft parameter sharing by an L2 penalty between the tasks' networks (Duong, Cohn, Bird, Cook;
-    ACL 2015, "Low Resource Dependency Parsing: Cross-lingual Parameter Sharing in a Neural Network
-    Parser").
+    """Soft parameter sharing: a network per task and an L2 penalty between them (Duong et al., ACL 2015).
+
+    Duong, Cohn, Bird, Cook, "Low Resource Dependency Parsing: Cross-lingual Parameter Sharing in a
+    Neural Network Parser", ACL 2015.
 
     Each task has its own bottom MLP and tower over the (B, D) input; nothing in the architecture is
     shared. The tasks' bottoms are tied softly: ``auxiliary_loss`` is

@@ -159,8 +159,10 @@ class StarFCN(nn.Module):
 
 
 class STAR(Architecture):
-    """STAR (Sheng, Zhao, Zhang, Dai, Zhao, Wang, et al., "One Model to Serve All: Star Topology Adaptive
-    Recommender for Multi-Domain CTR Prediction", CIKM 2021), adapted to several tasks.
+    """Star Topology Adaptive Recommender for multi-domain data (Sheng et al., CIKM 2021), for T tasks.
+
+    Sheng, Zhao, Zhang, Dai, Zhao, Wang, et al., "One Model to Serve All: Star Topology Adaptive
+    Recommender for Multi-Domain CTR Prediction", CIKM 2021; adapted to several tasks.
 
     The input is normalised by ``PartitionedNorm`` and fed to the star-topology network ``StarFCN``;
     an auxiliary network, an MLP over [domain embedding, x], gives a logit that is added to the main

@@ -239,3 +239,17 @@ def test_tower_gives_one_logit_per_sample(hidden_units):
     assert output.shape == (7,)
     torch.testing.assert_close(output, tower.head(tower.mlp(x))[:, 0])
     assert tower(randn(1, 5)).shape == (1,)
+
+
+def test_softmax_gate_with_an_mlp_is_softmax_of_linear_over_the_mlp():
+    torch.manual_seed(0)
+    gate = SoftmaxGate(input_dim=4, num_experts=3, hidden_units=[6, 5])
+    x = randn(9, 4)
+    hidden = torch.relu(gate.mlp.layers[2](torch.relu(gate.mlp.layers[0](x))))
+    torch.testing.assert_close(gate(x), torch.softmax(gate.linear(hidden), dim=-1))
+    assert gate.linear.in_features == 5
+
+
+def test_softmax_gate_rejects_a_non_positive_temperature():
+    with pytest.raises(ValueError, match="temperature"):
+        SoftmaxGate(input_dim=4, num_experts=3, temperature=0.0)
