@@ -59,24 +59,29 @@ class PartitionedNorm(nn.Module):
         self.register_buffer("domain_seen", torch.zeros(num_domains, dtype=torch.bool))
 
     def forward(self, x: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
-        """x (B, D), domain (B,) int64 in [0, P) → (B, D)."""
+        """x (B, D), domain (B,) int64 in [0, P) → (B, D).
+
+        Per-domain sums and per-sample lookups are matmuls with the (B, P) one-hot matrix of the
+        domains: GEMMs forward and backward, where index_add/gather would scatter row by row.
+        """
+        onehot = nn.functional.one_hot(domain, self.num_domains).to(x.dtype)  # (B, P)
         if self.training:
-            mean, var = self._training_statistics(x, domain)
+            mean, var = self._training_statistics(x, onehot)
         else:
             seen = self.domain_seen[domain].unsqueeze(1)  # (B, 1)
-            mean = torch.where(seen, self.running_mean[domain], self.global_mean)
-            var = torch.where(seen, self.running_var[domain], self.global_var)
+            mean = torch.where(seen, onehot @ self.running_mean, self.global_mean)
+            var = torch.where(seen, onehot @ self.running_var, self.global_var)
         normalised = (x - mean) * torch.rsqrt(var + self.eps)
-        return normalised * (self.weight * self.domain_weight[domain]) + (self.bias + self.domain_bias[domain])
+        return normalised * (self.weight * (onehot @ self.domain_weight)) + (self.bias + onehot @ self.domain_bias)
 
-    def _training_statistics(self, x: torch.Tensor, domain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _training_statistics(self, x: torch.Tensor, onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and (biased) variance to normalise each sample with, (B, D) or (D,); updates the averages."""
         batch_mean, batch_var = x.mean(0), x.var(0, unbiased=False)  # (D,)
-        counts = x.new_zeros(self.num_domains).index_add(0, domain, x.new_ones(x.shape[0]))  # (P,)
+        counts = onehot.sum(0)  # (P,)
         divisor = counts.clamp_min(1).unsqueeze(1)
-        domain_mean = x.new_zeros(self.num_domains, x.shape[1]).index_add(0, domain, x) / divisor  # (P, D)
-        squares = (x - domain_mean[domain]) ** 2
-        domain_var = x.new_zeros(self.num_domains, x.shape[1]).index_add(0, domain, squares) / divisor
+        domain_mean = (onehot.t() @ x) / divisor  # (P, D)
+        squares = (x - onehot @ domain_mean) ** 2
+        domain_var = (onehot.t() @ squares) / divisor
         enough = (counts >= 2).unsqueeze(1)  # (P, 1): a variance can be estimated
         domain_mean = torch.where(enough, domain_mean, batch_mean)
         domain_var = torch.where(enough, domain_var, batch_var)
@@ -91,7 +96,7 @@ class PartitionedNorm(nn.Module):
             self.domain_seen.logical_or_(counts > 0)
         if self.statistics == "batch":
             return batch_mean, batch_var
-        return domain_mean[domain], domain_var[domain]
+        return onehot @ domain_mean, onehot @ domain_var
 
 
 class StarLinear(nn.Module):
@@ -124,8 +129,9 @@ class StarLinear(nn.Module):
         input_dim, num_domains, output_dim = self.domain_weight.shape
         combined = (self.weight.unsqueeze(1) * self.domain_weight).reshape(input_dim, num_domains * output_dim)
         every = (x @ combined).view(-1, num_domains, output_dim)  # (B, P, out)
-        own = every.gather(1, domain.view(-1, 1, 1).expand(-1, 1, output_dim)).squeeze(1)  # (B, out)
-        return own + self.bias + self.domain_bias[domain]
+        onehot = nn.functional.one_hot(domain, num_domains).to(x.dtype)  # (B, P)
+        own = torch.bmm(onehot.unsqueeze(1), every).squeeze(1)  # (B, out): each sample's domain slice
+        return own + self.bias + onehot @ self.domain_bias
 
 
 class StarFCN(nn.Module):
