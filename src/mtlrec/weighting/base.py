@@ -8,7 +8,7 @@ the module's ``state_dict`` so it survives checkpoints.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -59,3 +59,106 @@ class LossWeighting(WeightingStrategy):
         objective = (weights * losses).sum()
         (objective if regularizer is None else objective + regularizer).backward()
         return weights.detach()
+
+
+class GradientWeighting(WeightingStrategy):
+    """A strategy that shapes the shared parameters' gradient from the per-task gradients.
+
+    Per-task gradients are taken with respect to the *shared dense parameters only*: G (T, P) holds
+    g_t = ∇_θ L_t flattened over ``shared_parameters`` (a parameter a task does not reach gives
+    zeros). The subclass maps G to a direction d (P,) and loss weights w (T,) in ``combine``. Then
+
+    * the shared parameters receive d (+ ∇_θ R for a ``regularizer`` R);
+    * every other parameter — task-specific towers/gates and the embedding tables — receives
+      Σ_t w_t ∇L_t (+ ∇R), i.e. the gradient of the weighted objective.
+
+    This is how we define per-task gradients when large embedding tables are shared: the methods'
+    papers treat "shared parameters" as the trunk; taking per-task gradients of million-row tables
+    would cost T dense copies of them, so the tables get the weighted-sum gradient instead.
+
+    The result equals backpropagating Σ_t w_t L_t + R once for all parameters and adding
+    (d − Σ_t w_t g_t) to the shared ``.grad``. To skip recomputing the shared gradients in that pass
+    (we already hold them in G), the final pass is restricted to the graph's other leaf tensors,
+    found by walking the autograd graph (parameters used only inside a reentrant
+    ``torch.utils.checkpoint`` region would be invisible to that walk; nothing in mtlrec uses one).
+    With no shared parameters the strategy falls back to the equal-weight sum Σ_t L_t (+ R).
+    The cost is T extra backward passes through the shared layers per step.
+    """
+
+    def combine(self, grads: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-task gradients G (T, P) and detached losses (T,) → (direction (P,), loss weights (T,))."""
+        raise NotImplementedError
+
+    def backward(
+        self,
+        losses: torch.Tensor,
+        shared_parameters: Sequence[nn.Parameter],
+        regularizer: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        shared = [p for p in shared_parameters if p.requires_grad]
+        if not shared:
+            weights = torch.ones_like(losses).detach()
+            objective = losses.sum()
+            (objective if regularizer is None else objective + regularizer).backward()
+            return weights
+        grads = task_gradients(losses, shared)
+        direction, weights = self.combine(grads, losses.detach())
+        weights = weights.detach().to(losses.dtype)
+        if regularizer is not None and regularizer.requires_grad:
+            direction = direction + flat_gradient(regularizer, shared)
+        objective = (weights * losses).sum()
+        if regularizer is not None:
+            objective = objective + regularizer
+        shared_ids = {id(p) for p in shared}
+        others = [leaf for leaf in graph_leaves(objective) if id(leaf) not in shared_ids]
+        if others:
+            torch.autograd.backward(objective, inputs=others)
+        offset = 0
+        for parameter in shared:
+            part = direction[offset : offset + parameter.numel()].view_as(parameter)
+            offset += parameter.numel()
+            if parameter.grad is None:
+                parameter.grad = part.detach().clone()
+            else:
+                parameter.grad.add_(part)
+        return weights
+
+
+def flat_gradient(output: torch.Tensor, parameters: Sequence[torch.Tensor]) -> torch.Tensor:
+    """∇ of a scalar w.r.t. ``parameters``, flattened and concatenated (P,); zeros where unused."""
+    grads = torch.autograd.grad(output, parameters, retain_graph=True, allow_unused=True)
+    return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(parameters, grads)])
+
+
+def task_gradients(losses: torch.Tensor, parameters: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per-task gradients G (T, P) of the loss vector (T,), keeping the graph for a later backward."""
+    return torch.stack([flat_gradient(loss, parameters) for loss in losses])
+
+
+def graph_leaves(output: torch.Tensor) -> list[torch.Tensor]:
+    """The leaf tensors (parameters) whose gradients ``output.backward()`` would accumulate."""
+    leaves, seen = [], set()
+    stack = [output.grad_fn] if output.grad_fn is not None else []
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if hasattr(node, "variable"):
+            leaves.append(node.variable)
+        stack.extend(child for child, _ in node.next_functions if child is not None)
+    return leaves
+
+
+def generator_state(seed: int) -> torch.Tensor:
+    """The state (a uint8 tensor, to keep as a buffer) of a CPU generator seeded with ``seed``."""
+    return torch.Generator().manual_seed(seed).get_state()
+
+
+def draw(state: torch.Tensor, sample: Callable[[torch.Generator], torch.Tensor]) -> torch.Tensor:
+    """Call ``sample`` with a generator restored from ``state``, then store the advanced state back in place."""
+    generator = torch.Generator()
+    generator.set_state(state.cpu())
+    result = sample(generator)
+    state.copy_(generator.get_state())
+    return result
