@@ -250,8 +250,11 @@ def trained_tasks(config: Config) -> list[TaskConfig]:
 def weighting_params(config: Config) -> dict[str, Any]:
     strategy_class = _lookup(WEIGHTINGS, config.weighting.name, "weighting.name", "weighting")
     params = dict(config.weighting.params)
-    if "weights" in inspect.signature(strategy_class.__init__).parameters:
+    accepted = inspect.signature(strategy_class.__init__).parameters
+    if "weights" in accepted:
         params["weights"] = _task_weights(trained_tasks(config), params.get("weights"))
+    if "kinds" in accepted and "kinds" not in params:
+        params["kinds"] = [LOSSES[task.loss].kind for task in trained_tasks(config)]
     return validate_params(strategy_class, params, _WEIGHTING_ARGS, "weighting.params")
 
 
@@ -261,9 +264,14 @@ def build_weighting(config: Config) -> WeightingStrategy:
 
 def build_optimizer(config: Config, model: nn.Module, strategy: WeightingStrategy) -> CompositeOptimizer:
     train = config.train
-    dense = list(model.parameters()) + list(strategy.parameters())
     return make_optimizer(
-        model.embedding_parameters(), dense, train.optimizer, train.lr, train.embedding_lr, train.weight_decay
+        model.embedding_parameters(),
+        model.parameters(),
+        train.optimizer,
+        train.lr,
+        train.embedding_lr,
+        train.weight_decay,
+        strategy.parameters(),
     )
 
 

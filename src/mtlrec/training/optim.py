@@ -55,19 +55,25 @@ def make_optimizer(
     lr: float = 1e-3,
     embedding_lr: float | None = None,
     weight_decay: float = 0.0,
+    undecayed_parameters: Iterable[nn.Parameter] = (),
 ) -> CompositeOptimizer:
     """Adam/AdamW over dense parameters and row-wise lazy Adam over embedding tables.
 
     The embedding optimizer (``RowSparseAdam``, the update of ``torch.optim.SparseAdam``) touches only
     the rows a batch used; a dense Adam step over all embedding rows costs time proportional to the
-    table size every batch.
+    table size every batch. ``undecayed_parameters`` (a weighting strategy's learnable weights or
+    log-variances) join the dense optimizer without weight decay, which would bias them toward 0.
     """
     embedding_parameters = list(embedding_parameters)
     embedding_ids = {id(p) for p in embedding_parameters}
     dense = [p for p in dense_parameters if p.requires_grad and id(p) not in embedding_ids]
+    undecayed = [p for p in undecayed_parameters if p.requires_grad]
     optimizers: dict[str, torch.optim.Optimizer] = {}
-    if dense:
-        optimizers["dense"] = DENSE_OPTIMIZERS[name](dense, lr=lr, weight_decay=weight_decay, fused=True)
+    if dense or undecayed:
+        groups = [{"params": dense, "weight_decay": weight_decay}] + (
+            [{"params": undecayed, "weight_decay": 0.0}] if undecayed else []
+        )
+        optimizers["dense"] = DENSE_OPTIMIZERS[name]([g for g in groups if g["params"]], lr=lr, fused=True)
     if embedding_parameters:
         optimizers["embedding"] = RowSparseAdam(embedding_parameters, lr=embedding_lr or lr)
     return CompositeOptimizer(optimizers)

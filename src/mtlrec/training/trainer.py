@@ -88,20 +88,20 @@ class Trainer:
         self.stopper = EarlyStopping(settings.higher_is_better, patience or settings.epochs + 1, settings.min_delta)
         self.history: list[dict[str, Any]] = []
 
-    def train_step(self, batch: Batch) -> torch.Tensor:
-        """One optimisation step; returns the detached loss vector (T,)."""
+    def train_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step; returns the detached loss vector (T,) and the loss weights used (T,)."""
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.model(batch.ids, batch.dense)
         if self.bf16:
             logits = {task: value.float() for task, value in logits.items()}
         losses = task_losses(logits, batch.labels, self.train_losses)
         self.optimizer.zero_grad()
-        self.strategy.backward(losses, self.shared_parameters, self.model.auxiliary_loss(logits))
+        weights = self.strategy.backward(losses, self.shared_parameters, self.model.auxiliary_loss(logits))
         self.optimizer.step()
-        return losses.detach()
+        return losses.detach(), weights.detach()
 
-    def train_epoch(self, data: EncodedData, epoch: int) -> tuple[torch.Tensor, float]:
-        """One pass in a seeded random order; returns mean losses (T,) and samples/s."""
+    def train_epoch(self, data: EncodedData, epoch: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """One pass in a seeded random order; returns mean losses (T,), mean loss weights (T,) and samples/s."""
         self.model.train()
         generator = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
         steps = math.ceil(len(data) / self.settings.batch_size)
@@ -109,15 +109,17 @@ class Trainer:
             epoch, self.settings.epochs, steps, self.settings.log_every, self.settings.show_progress_bar
         )
         total = torch.zeros(len(self.train_losses))
+        total_weights = torch.zeros(len(self.train_losses))
         total_steps = steps * self.settings.epochs
         for step, batch in enumerate(data.batches(self.settings.batch_size, shuffle=True, generator=generator)):
             self.optimizer.scale_lr(
                 lr_factor(self.settings.lr_schedule, epoch * steps + step, total_steps, self.settings.warmup_steps)
             )
-            losses = self.train_step(batch)
+            losses, weights = self.train_step(batch)
             total += losses * len(batch)
+            total_weights += weights * len(batch)
             progress.update(len(batch), losses.sum())
-        return total / len(data), progress.close()
+        return total / len(data), total_weights / len(data), progress.close()
 
     def fit(self, train: EncodedData, valid: EncodedData | None, resume: bool = False) -> TrainResult:
         """Train for the configured epochs (stopping early on the validation metric); keep the best weights."""
@@ -125,11 +127,12 @@ class Trainer:
         if self.stopper.should_stop:
             start_epoch = self.settings.epochs
         for epoch in range(start_epoch, self.settings.epochs):
-            mean_losses, speed = self.train_epoch(train, epoch)
+            mean_losses, mean_weights, speed = self.train_epoch(train, epoch)
             self.strategy.end_epoch(epoch, mean_losses)
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "train_loss": dict(zip(self.train_losses, mean_losses.tolist())),
+                "loss_weights": dict(zip(self.train_losses, mean_weights.tolist())),
                 "samples_per_second": round(speed, 1),
             }
             if valid is not None:
@@ -155,15 +158,17 @@ class Trainer:
 
     def _log_epoch(self, record: dict[str, Any], improved: bool) -> None:
         losses = " ".join(f"{task}={value:.4f}" for task, value in record["train_loss"].items())
+        weights = " ".join(f"{task}={value:.3g}" for task, value in record["loss_weights"].items())
         valid = " ".join(
             f"{task}.{name}={value:.4f}"
             for task, values in record.get("valid", {}).items()
             for name, value in values.items()
         )
         log.info(
-            "epoch %d: train loss %s | valid %s | %.0f samples/s%s",
+            "epoch %d: train loss %s | loss weights %s | valid %s | %.0f samples/s%s",
             record["epoch"],
             losses,
+            weights,
             valid or "-",
             record["samples_per_second"],
             " | new best" if improved else "",
