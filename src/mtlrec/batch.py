@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -17,11 +17,13 @@ class Batch:
         ids: (B, F) int64 ids of the single-valued id features (0 padding, 1 OOV).
         dense: (B, Dd) float32 dense inputs.
         labels: {task: (B,) float32 target}; empty when the data has no labels.
+        weights: {task: (B,) float32 sample weight}; empty without sample weights.
     """
 
     ids: torch.Tensor
     dense: torch.Tensor
     labels: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.ids.shape[0]
@@ -36,22 +38,30 @@ class EncodedData:
         dense: (N, Dd) float32.
         labels: (N, T) float32, or None for unlabelled data.
         task_names: the T task names, in column order of ``labels``.
+        weights: (N, T) float32 sample weights, or None.
     """
 
     ids: torch.Tensor
     dense: torch.Tensor
     labels: torch.Tensor | None
     task_names: list[str]
+    weights: torch.Tensor | None = None
 
     @classmethod
     def from_numpy(
-        cls, ids: np.ndarray, dense: np.ndarray, labels: np.ndarray | None, task_names: list[str]
+        cls,
+        ids: np.ndarray,
+        dense: np.ndarray,
+        labels: np.ndarray | None,
+        task_names: list[str],
+        weights: np.ndarray | None = None,
     ) -> EncodedData:
         return cls(
             torch.from_numpy(ids),
             torch.from_numpy(dense),
             None if labels is None else torch.from_numpy(labels),
             task_names,
+            None if weights is None else torch.from_numpy(weights),
         )
 
     def __len__(self) -> int:
@@ -65,16 +75,22 @@ class EncodedData:
         Shuffling permutes the whole split once (one gather per tensor), then slices contiguous
         views, so no per-row work happens per batch.
         """
-        ids, dense, labels = self.ids, self.dense, self.labels
+        ids, dense, labels, weights = self.ids, self.dense, self.labels, self.weights
         if shuffle:
             order = torch.randperm(len(self), generator=generator)
             ids, dense = ids.index_select(0, order), dense.index_select(0, order)
             labels = None if labels is None else labels.index_select(0, order)
+            weights = None if weights is None else weights.index_select(0, order)
         for start in range(0, len(self), batch_size):
             stop = start + batch_size
-            batch_labels = (
-                {}
-                if labels is None
-                else {task: labels[start:stop, index] for index, task in enumerate(self.task_names)}
+            yield Batch(
+                ids[start:stop],
+                dense[start:stop],
+                self._by_task(labels, start, stop),
+                self._by_task(weights, start, stop),
             )
-            yield Batch(ids[start:stop], dense[start:stop], batch_labels)
+
+    def _by_task(self, values: torch.Tensor | None, start: int, stop: int) -> dict[str, torch.Tensor]:
+        if values is None:
+            return {}
+        return {task: values[start:stop, index] for index, task in enumerate(self.task_names)}

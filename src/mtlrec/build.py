@@ -44,8 +44,10 @@ def check_config(config: Config) -> None:
     _check_architecture(config)
     weighting_params(config)
     for index, task in enumerate(config.tasks):
-        _check_sample_space(task.sample_space, f"tasks[{index}].sample_space")
+        _check_expression(task.sample_space, f"tasks[{index}].sample_space", condition=True)
+        _check_expression(task.sample_weight, f"tasks[{index}].sample_weight", condition=False)
         loss = _lookup(LOSSES, task.loss, f"tasks[{index}].loss", "loss")
+        loss_params(task, f"tasks[{index}].loss_params")
         if loss.kind != "binary" and (task.label.positive is not None or task.label.threshold is not None):
             raise ConfigError(
                 f"tasks[{index}].label: positive/threshold binarise a label, "
@@ -63,14 +65,14 @@ def check_config(config: Config) -> None:
     selection_metric(config)
 
 
-def _check_sample_space(text: str | None, path: str) -> None:
+def _check_expression(text: str | None, path: str, condition: bool) -> None:
     if text is None:
         return
     try:
-        space = parse_expression(text)
+        expression = parse_expression(text)
     except ExpressionError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    if not space.is_boolean:
+    if condition and not expression.is_boolean:
         raise ConfigError(f"{path}: {text!r} is not a condition (e.g. click == 1)")
 
 
@@ -169,7 +171,9 @@ def build_pipeline(config: Config) -> FeaturePipeline:
             rule = ClassLabel(task.label.classes)
         else:
             rule = BinaryLabel(task.label.positive, task.label.negative, task.label.threshold)
-        labels.append(LabelSpec(task.name, task.label.column, rule, task.sample_space))
+        labels.append(
+            LabelSpec(task.name, task.label.column, rule, task.sample_space, task.sample_weight, task.label.missing)
+        )
     return FeaturePipeline(features, labels)
 
 
@@ -196,7 +200,19 @@ def random_split(config: Config) -> RandomSplit | None:
 
 
 def build_losses(config: Config) -> dict[str, Loss]:
-    return {task.name: LOSSES[task.loss](masked=task.sample_space is not None) for task in config.tasks}
+    return {
+        task.name: LOSSES[task.loss](masked=_is_masked(task), **loss_params(task, f"tasks[{index}].loss_params"))
+        for index, task in enumerate(config.tasks)
+    }
+
+
+def _is_masked(task: TaskConfig) -> bool:
+    """Whether a task's targets can be NaN: it has a sample space, or masks missing labels."""
+    return task.sample_space is not None or task.label.missing == "mask"
+
+
+def loss_params(task: TaskConfig, path: str) -> dict[str, Any]:
+    return validate_params(LOSSES[task.loss], task.loss_params, ("masked",), path)
 
 
 def build_model(config: Config, pipeline: FeaturePipeline) -> nn.Module:

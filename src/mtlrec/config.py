@@ -139,6 +139,9 @@ class LabelConfig(_Strict):
     classes: list[str | int | float] | None = Field(
         None, min_length=2, description="Class values of a multi-class (softmax_ce) task, in output order."
     )
+    missing: Literal["error", "mask"] = Field(
+        "error", description="A missing (null/NaN) label: stop with an error naming the row, or mask the row."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LabelConfig:
@@ -156,13 +159,20 @@ class TaskConfig(_Strict):
 
     name: str
     label: LabelConfig
-    loss: str = Field("bce", description="A loss from `mtlrec list` (bce, mse, ...).")
+    loss: str = Field("bce", description="A loss from `mtlrec list` (bce, focal, mse, huber, softmax_ce).")
+    loss_params: dict[str, Any] = Field(
+        default_factory=dict, description="The loss's parameters, e.g. {gamma: 2} for focal, {delta: 1} for huber."
+    )
     metrics: list[str] | None = Field(None, description="Defaults: auc+logloss (binary), rmse+mae (regression).")
     weight: float = Field(1.0, ge=0.0, description="Used by the `fixed` weighting.")
     sample_space: str | None = Field(
         None,
         description="A condition over data columns, e.g. 'click == 1': the task learns and is evaluated "
         "only on rows where it holds.",
+    )
+    sample_weight: str | None = Field(
+        None,
+        description="Each row's loss weight: a column name or a formula over columns, e.g. '1 + 2*like + 5*share'.",
     )
     tower_hidden_units: list[int] | None = Field(
         None, description="This task's tower widths (overrides the architecture's tower_hidden_units)."

@@ -43,11 +43,12 @@ class RandomSplit:
 
 @dataclass
 class RawSplit:
-    """One split as read: the Arrow table of input columns and its (N, T) labels, if any."""
+    """One split as read: the Arrow table of input columns, its (N, T) labels and sample weights, if any."""
 
     table: pa.Table
     labels: np.ndarray | None
     source: str
+    weights: np.ndarray | None = None
 
 
 def read_split(path: str | Path, pipeline: FeaturePipeline, options: ReadOptions, with_labels: bool) -> RawSplit:
@@ -66,8 +67,9 @@ def read_split(path: str | Path, pipeline: FeaturePipeline, options: ReadOptions
     if table.num_rows == 0:
         raise DataError(f"{path}: the file has no data rows")
     labels = pipeline.transform_labels(table, str(path)) if with_labels else None
+    weights = pipeline.transform_weights(table, str(path)) if with_labels else None
     log.info("read %s: %d rows", path, table.num_rows)
-    return RawSplit(table, labels, str(path))
+    return RawSplit(table, labels, str(path), weights)
 
 
 def read_splits(
@@ -100,9 +102,10 @@ def random_split(data: RawSplit, split: RandomSplit, source_name: str) -> dict[s
 def encode(raw: RawSplit, pipeline: FeaturePipeline) -> EncodedData:
     """Encode a split's inputs with a fitted pipeline."""
     ids, dense = pipeline.transform_features(raw.table, raw.source)
-    return EncodedData.from_numpy(ids, dense, raw.labels, pipeline.task_names)
+    return EncodedData.from_numpy(ids, dense, raw.labels, pipeline.task_names, raw.weights)
 
 
 def _take(data: RawSplit, indices: np.ndarray, source: str) -> RawSplit:
     labels = None if data.labels is None else data.labels[indices]
-    return RawSplit(data.table.take(pa.array(indices)), labels, source)
+    weights = None if data.weights is None else data.weights[indices]
+    return RawSplit(data.table.take(pa.array(indices)), labels, source, weights)

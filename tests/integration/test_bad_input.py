@@ -157,7 +157,7 @@ def test_unknown_loss_lists_choices(tmp_path, capsys):
     config = _config(tmp_path, _csv(tmp_path / "train.csv", _good_rows()))
     code, err = _train(tmp_path, config, capsys, "--set", "tasks[1].loss=bce2")
     assert code == 2
-    assert "tasks[1].loss: unknown loss 'bce2'; choose one of bce, mse" in err
+    assert "tasks[1].loss: unknown loss 'bce2'; choose one of bce, focal, mse, huber, softmax_ce" in err
 
 
 def test_unknown_architecture_and_parameter(tmp_path, capsys):

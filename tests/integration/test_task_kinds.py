@@ -163,3 +163,64 @@ def test_bf16_training_learns_like_fp32_and_keeps_fp32_weights(tmp_path, census_
         assert results["bf16"][task]["auc"] != results["fp32"][task]["auc"]  # bf16 matmuls really ran
     state = load_file(bf16 / "model.safetensors")
     assert {tensor.dtype for tensor in state.values()} == {torch.float32}
+
+
+def _with_missing_income(source: Path, target: Path, every: int = 10) -> Path:
+    with gzip.open(source, "rt") as reader, gzip.open(target, "wt") as writer:
+        for index, line in enumerate(reader):
+            fields = line.rstrip("\n").split(",")
+            if index % every == 3:
+                fields[41] = " ?"
+            writer.write(",".join(fields) + "\n")
+    return target
+
+
+def test_missing_labels_are_an_error_naming_the_row_unless_masked(tmp_path, census_overrides, census_slice, capsys):
+    train = _with_missing_income(census_slice["train"], tmp_path / "train.csv.gz")
+    overrides = [o for o in census_overrides if not o.startswith("data.train")] + [f"data.train={train}"]
+    config = CENSUS_CONFIGS / "mmoe.yaml"
+    assert _train(config, tmp_path / "strict", overrides) != 0
+    assert "label column 'income' has 400 missing value(s), the first at data row 4" in capsys.readouterr().err
+
+    assert _train(config, tmp_path / "masked", overrides + ["tasks[0].label.missing=mask"]) == 0
+    metrics = json.loads((tmp_path / "masked" / "metrics.json").read_text())["test"]
+    assert metrics["income"]["auc"] > 0.85
+
+
+def test_sample_weight_formula_gives_each_row_its_weight(tmp_path, census_overrides, census_slice):
+    from mtlrec import build
+    from mtlrec.config import load_config
+    from mtlrec.datasets import read_split
+
+    formula = "1 + 4*(capital_gains > 0) + log1p(dividends_from_stocks)"
+    overrides = [*census_overrides, f"tasks[0].sample_weight={formula}"]
+    config = load_config(CENSUS_CONFIGS / "mmoe.yaml", overrides)
+    build.check_config(config)
+    pipeline = build.build_pipeline(config)
+    raw = read_split(census_slice["train"], pipeline, build.read_options(config), with_labels=True)
+    gains = np.array(_column(census_slice["train"], 16), dtype=float)
+    dividends = np.array(_column(census_slice["train"], 18), dtype=float)
+    np.testing.assert_allclose(raw.weights[:, 0], 1 + 4 * (gains > 0) + np.log1p(dividends), rtol=1e-6)
+    np.testing.assert_array_equal(raw.weights[:, 1], 1.0)
+    assert _train(CENSUS_CONFIGS / "mmoe.yaml", tmp_path / "run", overrides) == 0
+
+
+def test_negative_sample_weight_is_an_error_naming_the_row(tmp_path, census_overrides, capsys):
+    overrides = [*census_overrides, "tasks[0].sample_weight=age - 30"]
+    assert _train(CENSUS_CONFIGS / "mmoe.yaml", tmp_path / "run", overrides) != 0
+    err = capsys.readouterr().err
+    assert "sample weight of task 'income' (age - 30)" in err and "at data row" in err
+
+
+@pytest.mark.parametrize(("loss", "params"), [("focal", "{gamma: 2, alpha: 0.5}"), ("bce", "{label_smoothing: 0.05}")])
+def test_binary_losses_with_parameters_train(tmp_path, census_overrides, loss, params):
+    overrides = [*census_overrides, f"tasks[1].loss={loss}", f"tasks[1].loss_params={params}"]
+    assert _train(CENSUS_CONFIGS / "mmoe.yaml", tmp_path / "run", overrides) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    assert metrics["never_married"]["auc"] > 0.97
+
+
+def test_unknown_loss_parameter_names_the_path(tmp_path, census_overrides, capsys):
+    overrides = [*census_overrides, "tasks[1].loss=focal", "tasks[1].loss_params={gama: 2}"]
+    assert _train(CENSUS_CONFIGS / "mmoe.yaml", tmp_path / "run", overrides) != 0
+    assert "tasks[1].loss_params.gama: unknown parameter" in capsys.readouterr().err

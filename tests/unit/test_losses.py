@@ -7,7 +7,15 @@ import pytest
 import torch
 from sklearn.metrics import log_loss, mean_squared_error
 
-from mtlrec.losses import LOSSES, BinaryCrossEntropy, MeanSquaredError, SoftmaxCrossEntropy, task_losses
+from mtlrec.losses import (
+    LOSSES,
+    BinaryCrossEntropy,
+    FocalLoss,
+    Huber,
+    MeanSquaredError,
+    SoftmaxCrossEntropy,
+    task_losses,
+)
 
 
 def _data(rows: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -85,6 +93,72 @@ def test_task_losses_stacks_in_the_order_of_the_losses():
 def test_registry_kinds():
     assert {name: loss.kind for name, loss in LOSSES.items()} == {
         "bce": "binary",
+        "focal": "binary",
         "mse": "regression",
+        "huber": "regression",
         "softmax_ce": "multiclass",
     }
+
+
+def _bce(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def test_label_smoothing_is_bce_against_smoothed_targets():
+    logits, targets, _ = _data()
+    p, y = torch.sigmoid(logits).numpy(), targets.numpy()
+    expected = _bce(p, y * 0.8 + 0.1).mean()
+    assert BinaryCrossEntropy(label_smoothing=0.2)(logits, targets).item() == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("gamma, alpha", [(2.0, 0.25), (0.5, None), (0.0, None), (3.0, 0.9)])
+def test_focal_loss_matches_the_paper_formula(gamma, alpha):
+    logits, targets, _ = _data(rows=200, seed=3)
+    logits = logits * 6  # include confident predictions
+    p, y = torch.sigmoid(logits).numpy(), targets.numpy()
+    p_t = np.where(y == 1, p, 1 - p)
+    alpha_t = 1.0 if alpha is None else np.where(y == 1, alpha, 1 - alpha)
+    expected = np.mean(-alpha_t * (1 - p_t) ** gamma * np.log(p_t))
+    assert FocalLoss(gamma=gamma, alpha=alpha)(logits, targets).item() == pytest.approx(expected, rel=1e-7)
+
+
+def test_focal_loss_is_finite_for_extreme_logits():
+    logits = torch.tensor([-500.0, 500.0, -500.0, 500.0], requires_grad=True)
+    loss = FocalLoss()(logits, torch.tensor([1.0, 0.0, 0.0, 1.0]))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+
+
+def test_huber_matches_the_piecewise_formula():
+    predictions = torch.linspace(-4, 4, 81, dtype=torch.float64)
+    targets = torch.zeros(81, dtype=torch.float64)
+    r = np.abs(predictions.numpy())
+    expected = np.where(r <= 1.5, 0.5 * r**2, 1.5 * (r - 0.75)).mean()
+    assert Huber(delta=1.5)(predictions, targets).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_sample_weights_scale_each_rows_loss():
+    logits, targets, in_space = _data()
+    weights = torch.rand(len(targets), generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 3
+    per_row = _bce(torch.sigmoid(logits).numpy(), targets.numpy())
+    expected = np.mean(weights.numpy() * per_row)  # (1/n) Σ w_i ℓ_i
+    assert BinaryCrossEntropy()(logits, targets, weights).item() == pytest.approx(expected, rel=1e-9)
+    masked_targets = torch.where(in_space, targets, torch.full_like(targets, float("nan")))
+    keep = in_space.numpy()
+    expected_masked = np.sum(weights.numpy()[keep] * per_row[keep]) / keep.sum()
+    got = BinaryCrossEntropy(masked=True)(logits, masked_targets, weights).item()
+    assert got == pytest.approx(expected_masked, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "cls, bad",
+    [
+        (BinaryCrossEntropy, {"label_smoothing": 1.0}),
+        (Huber, {"delta": 0.0}),
+        (FocalLoss, {"gamma": -1.0}),
+        (FocalLoss, {"alpha": 1.5}),
+    ],
+)
+def test_bad_loss_parameters_are_rejected(cls, bad):
+    with pytest.raises(ValueError):
+        cls(**bad)

@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mtlrec.errors import ConfigError, DataError, RunDirError
-from mtlrec.expressions import ExpressionError, parse_expression
+from mtlrec.errors import ConfigError, RunDirError
 from mtlrec.features.categorical import CategoricalEncoder
-from mtlrec.features.labels import LabelRule, label_rule_from_dict
+from mtlrec.features.label_spec import LabelSpec
 from mtlrec.features.numeric import NumericEncoder
 from mtlrec.io import atomic_write
 
@@ -43,37 +42,6 @@ class FeatureSpec:
     @property
     def arrow_type(self) -> pa.DataType:
         return pa.string() if isinstance(self.encoder, CategoricalEncoder) else pa.float64()
-
-
-@dataclass
-class LabelSpec:
-    """A task's target: the task name, the source column, the rule turning it into numbers, and the
-    optional sample space (a condition over columns; rows outside it get a NaN target)."""
-
-    task: str
-    column: str
-    rule: LabelRule
-    sample_space: str | None = None
-
-    def __post_init__(self) -> None:
-        try:
-            self.space = None if self.sample_space is None else parse_expression(self.sample_space)
-        except ExpressionError as exc:
-            raise ConfigError(f"sample space of task '{self.task}': {exc}") from None
-        if self.space is not None and not self.space.is_boolean:
-            raise ConfigError(
-                f"sample space of task '{self.task}': {self.sample_space!r} is not a condition (e.g. click == 1)"
-            )
-
-    def in_space(self, table: pa.Table, source: str) -> np.ndarray | None:
-        """(N,) bool: the rows in the task's sample space (None when the task has no space)."""
-        if self.space is None:
-            return None
-        values = {name: table.column(name).to_numpy() for name in self.space.names}
-        try:
-            return np.broadcast_to(self.space.evaluate(values), (table.num_rows,))
-        except ExpressionError as exc:
-            raise DataError(f"{source}: sample space of task '{self.task}': {exc}") from None
 
 
 class FeaturePipeline:
@@ -111,13 +79,11 @@ class FeaturePipeline:
         entries = [(f.column, f.arrow_type, f"feature '{f.name}'") for f in self.features]
         if include_labels:
             entries += [(s.column, s.rule.arrow_type, f"label of task '{s.task}'") for s in self.labels]
-            space_columns = [
-                (name, s.task) for s in self.labels if s.space is not None for name in sorted(s.space.names)
-            ]
+            expression_columns = [(name, s.task) for s in self.labels for name in sorted(s.expression_columns())]
             known = {column for column, _, _ in entries}
             entries += [
-                (name, pa.float64(), f"sample space of task '{task}'")
-                for name, task in space_columns
+                (name, pa.float64(), f"sample space/weight of task '{task}'")
+                for name, task in expression_columns
                 if name not in known
             ]
         for column, dtype, user in entries:
@@ -151,10 +117,14 @@ class FeaturePipeline:
         """Targets (N, T) float32; raises DataError naming file, column and row for bad labels."""
         labels = np.empty((table.num_rows, len(self.labels)), dtype=np.float32)
         for index, spec in enumerate(self.labels):
-            labels[:, index] = spec.rule.transform(
-                table.column(spec.column), source, spec.column, spec.in_space(table, source)
-            )
+            labels[:, index] = spec.targets(table, source)
         return labels
+
+    def transform_weights(self, table: pa.Table, source: str) -> np.ndarray | None:
+        """Sample weights (N, T) float32, or None when no task has a sample weight."""
+        if all(spec.weight is None for spec in self.labels):
+            return None
+        return np.stack([spec.weights(table, source) for spec in self.labels], axis=1)
 
     def _log_missing(self, table: pa.Table, source: str) -> None:
         missing_by_column: dict[str, int] = {}
@@ -177,10 +147,7 @@ class FeaturePipeline:
         return {
             "format_version": FORMAT_VERSION,
             "features": [{"name": f.name, "column": f.column, "encoder": f.encoder.to_dict()} for f in self.features],
-            "labels": [
-                {"task": s.task, "column": s.column, "rule": s.rule.to_dict(), "sample_space": s.sample_space}
-                for s in self.labels
-            ],
+            "labels": [spec.to_dict() for spec in self.labels],
         }
 
     @classmethod
@@ -188,10 +155,7 @@ class FeaturePipeline:
         if state.get("format_version") != FORMAT_VERSION:
             raise RunDirError(f"feature artifact format {state.get('format_version')!r} is not {FORMAT_VERSION}")
         features = [FeatureSpec(f["name"], f["column"], _encoder_from_dict(f["encoder"])) for f in state["features"]]
-        labels = [
-            LabelSpec(s["task"], s["column"], label_rule_from_dict(s["rule"]), s.get("sample_space"))
-            for s in state["labels"]
-        ]
+        labels = [LabelSpec.from_dict(s) for s in state["labels"]]
         return cls(features, labels)
 
     def save(self, path: str | Path) -> None:

@@ -94,7 +94,7 @@ class Trainer:
             logits = self.model(batch.ids, batch.dense)
         if self.bf16:
             logits = {task: value.float() for task, value in logits.items()}
-        losses = task_losses(logits, batch.labels, self.train_losses)
+        losses = task_losses(logits, batch.labels, self.train_losses, batch.weights)
         self.optimizer.zero_grad()
         weights = self.strategy.backward(losses, self.shared_parameters, self.model.auxiliary_loss(logits))
         self.optimizer.step()
