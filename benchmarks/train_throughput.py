@@ -44,21 +44,21 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     pipeline = build.build_pipeline(config)
     raw = read_splits(build.data_files(config), pipeline, build.read_options(config), build.random_split(config))
-    pipeline.fit(raw["train"].table)
+    pipeline.fit(raw["train"].table, raw["train"].labels)
     data = {name: encode(split, pipeline) for name, split in raw.items()}
     del raw
     data_seconds = time.perf_counter() - started
 
     model = build.build_model(config, pipeline)
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = build.build_trainer(config, model, RunFiles(Path(run_dir)), show_progress_bar=False)
+        trainer = build.build_trainer(config, model, pipeline, RunFiles(Path(run_dir)), show_progress_bar=False)
         train_started = time.perf_counter()
         for epoch in range(config.train.epochs):
             trainer.train_epoch(data["train"], epoch)
         train_seconds = time.perf_counter() - train_started
 
     evaluation = data.get("test") or data.get("valid") or data["train"]
-    losses = build.build_losses(config)
+    losses = build.build_losses(config, pipeline)
     predict_scores(model, evaluation, losses, config.train.eval_batch_size)  # warm-up
     inference_started = time.perf_counter()
     scores = predict_scores(model, evaluation, losses, config.train.eval_batch_size)

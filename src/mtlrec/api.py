@@ -53,7 +53,7 @@ def train(
         pipeline = FeaturePipeline.load(files.features) if resume else build.build_pipeline(config)
         raw = read_splits(build.data_files(config), pipeline, build.read_options(config), build.random_split(config))
         if not resume:
-            pipeline.fit(raw["train"].table)
+            pipeline.fit(raw["train"].table, raw["train"].labels)
             pipeline.save(files.features)
         data = {name: encode(split, pipeline) for name, split in raw.items()}
         log.info(
@@ -64,12 +64,16 @@ def train(
             len(pipeline.dense_features),
         )
         model = build.build_model(config, pipeline)
-        trainer = build.build_trainer(config, model, files, show_progress_bar)
+        trainer = build.build_trainer(config, model, pipeline, files, show_progress_bar)
         result = trainer.fit(data["train"], data.get("valid"), resume=resume)
         load_weights(model, files.weights)
         metrics = {
             split: evaluate(
-                model, data[split], build.build_losses(config), build.metric_names(config), config.train.eval_batch_size
+                model,
+                data[split],
+                build.build_losses(config, pipeline),
+                build.metric_names(config),
+                config.train.eval_batch_size,
             )
             for split in ("valid", "test")
             if split in data
@@ -99,7 +103,7 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path) -> dict[str, dict[s
     return evaluate(
         model,
         encode(raw, pipeline),
-        build.build_losses(config),
+        build.build_losses(config, pipeline),
         build.metric_names(config),
         config.train.eval_batch_size,
     )
@@ -113,7 +117,9 @@ def predict_run(run_dir: str | Path, data_path: str | Path, output: str | Path) 
     """
     config, pipeline, model = load_run(run_dir)
     raw = read_split(data_path, pipeline, build.read_options(config), with_labels=False)
-    scores = predict_scores(model, encode(raw, pipeline), build.build_losses(config), config.train.eval_batch_size)
+    scores = predict_scores(
+        model, encode(raw, pipeline), build.build_losses(config, pipeline), config.train.eval_batch_size
+    )
     write_table(pa.table({task: _score_column(values) for task, values in scores.items()}), output)
     return raw.table.num_rows
 

@@ -28,7 +28,7 @@ from mtlrec.features import (
     RegressionLabel,
 )
 from mtlrec.io import CsvFormat
-from mtlrec.losses import LOSSES, Loss
+from mtlrec.losses import LOSSES, Loss, TransformedTarget
 from mtlrec.model import IndependentTaskModels, MultiTaskModel
 from mtlrec.nn import InputLayer
 from mtlrec.run_files import RunFiles
@@ -48,6 +48,8 @@ def check_config(config: Config) -> None:
         _check_expression(task.sample_weight, f"tasks[{index}].sample_weight", condition=False)
         loss = _lookup(LOSSES, task.loss, f"tasks[{index}].loss", "loss")
         loss_params(task, f"tasks[{index}].loss_params")
+        if loss.kind != "regression" and task.label.transform.active:
+            raise ConfigError(f"tasks[{index}].label.transform: label transforms apply to regression losses only")
         if loss.kind != "binary" and (task.label.positive is not None or task.label.threshold is not None):
             raise ConfigError(
                 f"tasks[{index}].label: positive/threshold binarise a label, "
@@ -166,7 +168,8 @@ def build_pipeline(config: Config) -> FeaturePipeline:
     for task in config.tasks:
         kind = LOSSES[task.loss].kind
         if kind == "regression":
-            rule: LabelRule = RegressionLabel()
+            transform = task.label.transform
+            rule: LabelRule = RegressionLabel(transform.clip, transform.log1p, transform.standardize)
         elif kind == "multiclass":
             rule = ClassLabel(task.label.classes)
         else:
@@ -199,11 +202,15 @@ def random_split(config: Config) -> RandomSplit | None:
     return None if split is None else RandomSplit(split.source, dict(split.fractions), split.seed)
 
 
-def build_losses(config: Config) -> dict[str, Loss]:
-    return {
-        task.name: LOSSES[task.loss](masked=_is_masked(task), **loss_params(task, f"tasks[{index}].loss_params"))
-        for index, task in enumerate(config.tasks)
-    }
+def build_losses(config: Config, pipeline: FeaturePipeline) -> dict[str, Loss]:
+    """Each task's loss; a regression task with label transforms gets scores back in its original unit."""
+    losses: dict[str, Loss] = {}
+    for index, (task, spec) in enumerate(zip(config.tasks, pipeline.labels)):
+        loss = LOSSES[task.loss](masked=_is_masked(task), **loss_params(task, f"tasks[{index}].loss_params"))
+        if isinstance(spec.rule, RegressionLabel) and spec.rule.transformed:
+            loss = TransformedTarget(loss, spec.rule.inverse)
+        losses[task.name] = loss
+    return losses
 
 
 def _is_masked(task: TaskConfig) -> bool:
@@ -291,7 +298,13 @@ def build_optimizer(config: Config, model: nn.Module, strategy: WeightingStrateg
     )
 
 
-def build_trainer(config: Config, model: nn.Module, files: RunFiles, show_progress_bar: bool | None = None) -> Trainer:
+def build_trainer(
+    config: Config,
+    model: nn.Module,
+    pipeline: FeaturePipeline,
+    files: RunFiles,
+    show_progress_bar: bool | None = None,
+) -> Trainer:
     strategy = build_weighting(config)
     selection = selection_metric(config)
     stopping = config.train.early_stopping
@@ -312,7 +325,7 @@ def build_trainer(config: Config, model: nn.Module, files: RunFiles, show_progre
     )
     return Trainer(
         model,
-        build_losses(config),
+        build_losses(config, pipeline),
         strategy,
         build_optimizer(config, model, strategy),
         metric_names(config),

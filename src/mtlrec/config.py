@@ -127,6 +127,24 @@ class NumericFeature(_Strict):
 Feature = Annotated[CategoricalFeature | NumericFeature, Field(discriminator="kind")]
 
 
+class LabelTransform(_Strict):
+    """Transforms of a regression target, applied in this order; predictions come back in the original unit."""
+
+    clip: tuple[float, float] | None = Field(None, description="[low, high] bounds applied first.")
+    log1p: bool = Field(False, description="Learn log(1 + y) (e.g. watch time).")
+    standardize: bool = Field(False, description="Learn (y - mean) / std with the training mean and std.")
+
+    @property
+    def active(self) -> bool:
+        return self.clip is not None or self.log1p or self.standardize
+
+    @model_validator(mode="after")
+    def _check(self) -> LabelTransform:
+        if self.clip is not None and not self.clip[0] < self.clip[1]:
+            raise ValueError("clip needs [low, high] with low < high")
+        return self
+
+
 class LabelConfig(_Strict):
     """How a task's label is read: a binary rule (positive values or threshold) or a number."""
 
@@ -139,6 +157,7 @@ class LabelConfig(_Strict):
     classes: list[str | int | float] | None = Field(
         None, min_length=2, description="Class values of a multi-class (softmax_ce) task, in output order."
     )
+    transform: LabelTransform = Field(default_factory=LabelTransform, description="Regression targets only.")
     missing: Literal["error", "mask"] = Field(
         "error", description="A missing (null/NaN) label: stop with an error naming the row, or mask the row."
     )

@@ -102,7 +102,8 @@ def random_split(data: RawSplit, split: RandomSplit, source_name: str) -> dict[s
 def encode(raw: RawSplit, pipeline: FeaturePipeline) -> EncodedData:
     """Encode a split's inputs with a fitted pipeline."""
     ids, dense = pipeline.transform_features(raw.table, raw.source)
-    return EncodedData.from_numpy(ids, dense, raw.labels, pipeline.task_names, raw.weights)
+    labels = None if raw.labels is None else pipeline.scale_labels(raw.labels)
+    return EncodedData.from_numpy(ids, dense, labels, pipeline.task_names, raw.weights)
 
 
 def _take(data: RawSplit, indices: np.ndarray, source: str) -> RawSplit:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch.nn import functional
 
@@ -44,6 +46,10 @@ class Loss:
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         """Map logits to the score reported to users (probability, or the regression value)."""
         raise NotImplementedError
+
+    def original(self, targets: torch.Tensor) -> torch.Tensor:
+        """Map stored targets to the unit metrics are computed in (the identity unless transformed)."""
+        return targets
 
 
 class BinaryCrossEntropy(Loss):
@@ -152,6 +158,32 @@ class SoftmaxCrossEntropy(Loss):
 
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=-1)
+
+
+class TransformedTarget(Loss):
+    """A loss learning transformed targets (log1p, standardised, ...) whose scores come back in the
+    original unit: ``predict`` and ``original`` apply ``inverse``; training is the wrapped loss's.
+
+    Args:
+        loss: the loss on the transformed targets.
+        inverse: transformed values → original unit (torch ops).
+    """
+
+    def __init__(self, loss: Loss, inverse: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__(loss.masked)
+        self.loss, self.inverse = loss, inverse
+        self.kind, self.default_metrics = loss.kind, loss.default_metrics
+
+    def __call__(
+        self, logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.loss(logits, targets, weights)
+
+    def predict(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.inverse(self.loss.predict(logits))
+
+    def original(self, targets: torch.Tensor) -> torch.Tensor:
+        return self.inverse(targets)
 
 
 LOSSES: dict[str, type[Loss]] = {

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+from sklearn.metrics import accuracy_score, log_loss, mean_squared_error, roc_auc_score
 
 from mtlrec.cli import main
 
@@ -224,3 +224,40 @@ def test_unknown_loss_parameter_names_the_path(tmp_path, census_overrides, capsy
     overrides = [*census_overrides, "tasks[1].loss=focal", "tasks[1].loss_params={gama: 2}"]
     assert _train(CENSUS_CONFIGS / "mmoe.yaml", tmp_path / "run", overrides) != 0
     assert "tasks[1].loss_params.gama: unknown parameter" in capsys.readouterr().err
+
+
+def test_label_transforms_learn_in_log_space_and_report_in_the_original_unit(tmp_path, census_overrides, census_slice):
+    tasks = [
+        {"name": "never_married", "label": {"column": "marital_stat", "positive": ["Never married"]}},
+        {
+            "name": "weight",
+            "label": {"column": "instance_weight", "transform": {"log1p": True, "standardize": True}},
+            "loss": "mse",
+        },
+    ]
+    config = _config(tmp_path, {"tasks": tasks, "train": {"early_stopping": None}})
+    run = tmp_path / "run"
+    assert _train(config, run, census_overrides) == 0
+
+    train_weights = np.array(_column(census_slice["train"], 24), dtype=float)
+    rule = json.loads((run / "features.json").read_text())["labels"][1]["rule"]
+    assert rule["log1p"] and rule["standardize"]
+    assert rule["mean"] == pytest.approx(np.log1p(train_weights).mean(), rel=1e-5)
+    assert rule["std"] == pytest.approx(np.log1p(train_weights).std(), rel=1e-4)
+
+    scores_path = tmp_path / "scores.parquet"
+    assert main(["predict", str(run), "--data", str(census_slice["test"]), "--output", str(scores_path)]) == 0
+    predicted = pq.read_table(scores_path).column("weight").to_numpy()
+    truth = np.array(_column(census_slice["test"], 24), dtype=float)
+    assert 0.3 < np.median(predicted) / np.median(truth) < 3  # original unit, not standardised log space
+
+    evaluated = tmp_path / "eval.json"
+    assert main(["evaluate", str(run), "--data", str(census_slice["test"]), "--output", str(evaluated)]) == 0
+    rmse = json.loads(evaluated.read_text())["weight"]["rmse"]
+    assert rmse == pytest.approx(np.sqrt(mean_squared_error(truth, predicted)), rel=1e-4)
+
+
+def test_label_transform_on_a_binary_task_is_a_config_error(tmp_path, census_overrides, capsys):
+    overrides = [*census_overrides, "tasks[0].label.transform={log1p: true}"]
+    assert _train(CENSUS_CONFIGS / "mmoe.yaml", tmp_path / "run", overrides) != 0
+    assert "tasks[0].label.transform: label transforms apply to regression losses only" in capsys.readouterr().err

@@ -13,7 +13,11 @@ from mtlrec.evaluation.metrics import METRICS
 
 
 class ScoreLink(Protocol):
+    """Maps a task's logits to scores, and its stored targets to the unit its metrics use."""
+
     def predict(self, logits: torch.Tensor) -> torch.Tensor: ...
+
+    def original(self, targets: torch.Tensor) -> torch.Tensor: ...
 
 
 @torch.inference_mode()
@@ -59,5 +63,5 @@ def evaluate(
     if data.labels is None:
         raise ValueError("evaluation needs labels")
     scores = predict_scores(model, data, links, batch_size)
-    labels = {task: data.labels[:, index].numpy() for index, task in enumerate(data.task_names)}
+    labels = {task: links[task].original(data.labels[:, index]).numpy() for index, task in enumerate(data.task_names)}
     return compute_metrics(labels, scores, metric_names)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import torch
 
 from mtlrec.errors import DataError
 from mtlrec.features.numeric import column_to_float
@@ -88,7 +89,29 @@ class BinaryLabel(LabelRule):
 
 
 class RegressionLabel(LabelRule):
-    """A real-valued target read as is (must be finite)."""
+    """A real-valued target (must be finite), optionally transformed: clip, then log1p, then standardise.
+
+    Clipping and log1p apply when the column is read; standardisation uses the mean and standard
+    deviation of the (clipped, log1p) training targets, fitted by ``fit`` and applied by ``scale``.
+    ``inverse`` maps model outputs back to the original unit (clipping has no inverse: values beyond
+    the bounds come back at the bounds).
+
+    Args:
+        clip: (low, high) bounds, or None.
+        log1p: apply log(1 + y) (needs y > −1 after clipping).
+        standardize: (y − mean) / std with the training mean and std.
+    """
+
+    def __init__(self, clip: tuple[float, float] | None = None, log1p: bool = False, standardize: bool = False):
+        if clip is not None and not clip[0] < clip[1]:
+            raise ValueError(f"clip needs low < high, got {clip}")
+        self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
+        self.log1p, self.standardize = log1p, standardize
+        self.mean_, self.std_ = 0.0, 1.0
+
+    @property
+    def transformed(self) -> bool:
+        return self.clip is not None or self.log1p or self.standardize
 
     def transform(
         self, column: pa.ChunkedArray | pa.Array, source: str, column_name: str, in_space: np.ndarray | None = None
@@ -96,10 +119,49 @@ class RegressionLabel(LabelRule):
         _reject_missing(column, source, column_name, in_space)
         values = column_to_float(column)
         _reject_outside(~np.isfinite(values), column, source, column_name, "is not a finite number", in_space)
+        if self.clip is not None:
+            values = np.clip(values, *self.clip)
+        if self.log1p:
+            _reject_outside(values <= -1, column, source, column_name, "is <= -1, outside log1p's domain", in_space)
+            values = np.log1p(np.maximum(values, -1 + 1e-12))
         return _outside_to_nan(values.astype(np.float32), in_space)
 
+    def fit(self, targets: np.ndarray) -> RegressionLabel:
+        """Fit the standardisation on the training targets (as returned by ``transform``; NaN ignored)."""
+        finite = targets[np.isfinite(targets)].astype(np.float64)
+        if self.standardize and finite.size:
+            self.mean_, self.std_ = float(finite.mean()), float(finite.std()) or 1.0
+        return self
+
+    def scale(self, targets: np.ndarray) -> np.ndarray:
+        """Standardise targets (a no-op without ``standardize``)."""
+        if not self.standardize:
+            return targets
+        return ((targets - self.mean_) / self.std_).astype(np.float32)
+
+    def inverse(self, values: torch.Tensor) -> torch.Tensor:
+        """Model-space values → the original unit (torch ops only, traceable for export)."""
+        if self.standardize:
+            values = values * self.std_ + self.mean_
+        if self.log1p:
+            values = torch.expm1(values)
+        return values
+
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "regression"}
+        return {
+            "kind": "regression",
+            "clip": None if self.clip is None else list(self.clip),
+            "log1p": self.log1p,
+            "standardize": self.standardize,
+            "mean": self.mean_,
+            "std": self.std_,
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> RegressionLabel:
+        rule = cls(state.get("clip"), state.get("log1p", False), state.get("standardize", False))
+        rule.mean_, rule.std_ = float(state.get("mean", 0.0)), float(state.get("std", 1.0))
+        return rule
 
 
 class ClassLabel(LabelRule):
@@ -131,7 +193,7 @@ class ClassLabel(LabelRule):
 
 def label_rule_from_dict(state: dict[str, Any]) -> LabelRule:
     if state["kind"] == "regression":
-        return RegressionLabel()
+        return RegressionLabel.from_dict(state)
     if state["kind"] == "multiclass":
         return ClassLabel(state["classes"])
     return BinaryLabel(state["positive"], state["negative"], state["threshold"])

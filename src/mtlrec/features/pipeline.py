@@ -18,6 +18,7 @@ import pyarrow as pa
 from mtlrec.errors import ConfigError, RunDirError
 from mtlrec.features.categorical import CategoricalEncoder
 from mtlrec.features.label_spec import LabelSpec
+from mtlrec.features.labels import RegressionLabel
 from mtlrec.features.numeric import NumericEncoder
 from mtlrec.io import atomic_write
 
@@ -95,11 +96,23 @@ class FeaturePipeline:
             wanted.setdefault(column, (dtype, user))
         return {column: dtype for column, (dtype, _) in wanted.items()}
 
-    def fit(self, table: pa.Table) -> FeaturePipeline:
-        """Fit every encoder on the training table."""
+    def fit(self, table: pa.Table, labels: np.ndarray | None = None) -> FeaturePipeline:
+        """Fit every encoder on the training table, and label transforms on its (N, T) targets."""
         for feature in self.features:
             feature.encoder.fit(table.column(feature.column))
+        if labels is not None:
+            for index, spec in enumerate(self.labels):
+                if isinstance(spec.rule, RegressionLabel):
+                    spec.rule.fit(labels[:, index])
         return self
+
+    def scale_labels(self, labels: np.ndarray) -> np.ndarray:
+        """Apply the fitted label standardisation to (N, T) targets as read."""
+        scaled = labels.copy()
+        for index, spec in enumerate(self.labels):
+            if isinstance(spec.rule, RegressionLabel):
+                scaled[:, index] = spec.rule.scale(labels[:, index])
+        return scaled
 
     def transform_features(self, table: pa.Table, source: str) -> tuple[np.ndarray, np.ndarray]:
         """Encode inputs: ids (N, F) int64 and dense (N, Dd) float32; logs filled missing values."""
