@@ -96,8 +96,8 @@ def _check_architecture(config: Config) -> None:
     if domain is not None and not architecture.needs_domain:
         raise ConfigError(f"model.domain_feature: architecture '{config.model.architecture}' uses no domain feature")
     if domain is not None:
-        kinds = {feature.name: feature for feature in config.features}
-        if not isinstance(kinds.get(domain), CategoricalFeature):
+        by_name = {feature.name: feature for feature in config.features}
+        if not isinstance(by_name.get(domain), CategoricalFeature):
             categorical = [f.name for f in config.features if isinstance(f, CategoricalFeature)]
             raise ConfigError(
                 f"model.domain_feature: '{domain}' is not a categorical feature; choose one of {categorical}"
