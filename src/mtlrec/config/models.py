@@ -1,28 +1,18 @@
-"""The YAML configuration: pydantic models, loading, ``--set`` overrides and readable errors.
-
-Unknown keys and wrong types are errors naming the config path (``tasks[1].label.column``).
-Names that refer to registries (architectures, losses, metrics, weightings) are checked by
-:mod:`mtlrec.build`, the only module that looks names up in registries.
-"""
+"""The configuration's pydantic models: data, features, tasks, model, weighting, training."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from mtlrec.errors import ConfigError
+from mtlrec.config.base import Strict
+from mtlrec.config.easyrec import translate_task_towers
 
 SplitName = Literal["train", "valid", "test"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CsvOptions(_Strict):
+class CsvOptions(Strict):
     """How CSV files are parsed (pyarrow's CSV reader underneath)."""
 
     delimiter: str = Field(",", min_length=1, max_length=1)
@@ -40,7 +30,7 @@ class CsvOptions(_Strict):
     )
 
 
-class SplitOptions(_Strict):
+class SplitOptions(Strict):
     """Carve splits out of one file at random (seeded); the source split keeps the remaining rows."""
 
     source: SplitName
@@ -58,7 +48,7 @@ class SplitOptions(_Strict):
         return self
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     """Where the data is and how to read it."""
 
     format: Literal["csv", "parquet"] | None = Field(
@@ -82,7 +72,7 @@ class DataConfig(_Strict):
         return self
 
 
-class CategoricalFeature(_Strict):
+class CategoricalFeature(Strict):
     """An id feature: vocabulary (with min count and an OOV id) or hash buckets, then an embedding."""
 
     name: str
@@ -99,7 +89,7 @@ class CategoricalFeature(_Strict):
         return self
 
 
-class NumericFeature(_Strict):
+class NumericFeature(Strict):
     """A numeric feature: null fill, optional log1p, standardisation, optional bucketisation."""
 
     name: str
@@ -127,7 +117,7 @@ class NumericFeature(_Strict):
 Feature = Annotated[CategoricalFeature | NumericFeature, Field(discriminator="kind")]
 
 
-class LabelTransform(_Strict):
+class LabelTransform(Strict):
     """Transforms of a regression target, applied in this order; predictions come back in the original unit."""
 
     clip: tuple[float, float] | None = Field(None, description="[low, high] bounds applied first.")
@@ -145,7 +135,7 @@ class LabelTransform(_Strict):
         return self
 
 
-class LabelConfig(_Strict):
+class LabelConfig(Strict):
     """How a task's label is read: a binary rule (positive values or threshold) or a number."""
 
     column: str
@@ -173,7 +163,7 @@ class LabelConfig(_Strict):
         return self
 
 
-class TaskConfig(_Strict):
+class TaskConfig(Strict):
     """One prediction task: its label, loss, metrics, static weight, sample space and tower."""
 
     name: str
@@ -198,38 +188,7 @@ class TaskConfig(_Strict):
     )
 
 
-class EasyRecMlp(_Strict):
-    hidden_units: list[int]
-
-
-class EasyRecTaskTower(_Strict):
-    """EasyRec's spelling of a task (``task_towers`` entries), translated into a :class:`TaskConfig`."""
-
-    tower_name: str
-    label_name: str
-    mlp: EasyRecMlp | None = None
-    metrics: list[str] | None = None
-    losses: list[str] | None = Field(None, max_length=1, description="One loss name (bce, mse, ...).")
-    weight: float = 1.0
-    label: dict[str, Any] | None = Field(None, description="Extra label options: positive, negative, threshold.")
-    sample_space: str | None = None
-
-    def to_task(self) -> dict[str, Any]:
-        task: dict[str, Any] = {
-            "name": self.tower_name,
-            "label": {"column": self.label_name, **(self.label or {})},
-            "weight": self.weight,
-            "metrics": self.metrics,
-            "sample_space": self.sample_space,
-        }
-        if self.losses:
-            task["loss"] = self.losses[0]
-        if self.mlp is not None:
-            task["tower_hidden_units"] = self.mlp.hidden_units
-        return task
-
-
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     """The architecture and its parameters (validated against its constructor by build)."""
 
     architecture: str
@@ -240,12 +199,12 @@ class ModelConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class WeightingConfig(_Strict):
+class WeightingConfig(Strict):
     name: str = "equal"
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class EarlyStoppingConfig(_Strict):
+class EarlyStoppingConfig(Strict):
     metric: str | None = Field(
         None, description="'task.metric' on the validation split; default: first task's first metric."
     )
@@ -253,7 +212,7 @@ class EarlyStoppingConfig(_Strict):
     min_delta: float = Field(0.0, ge=0.0)
 
 
-class TrainConfig(_Strict):
+class TrainConfig(Strict):
     batch_size: int = Field(1024, gt=0)
     epochs: int = Field(10, gt=0)
     optimizer: Literal["adam", "adamw"] = "adam"
@@ -276,7 +235,7 @@ class TrainConfig(_Strict):
     log_every: int = Field(200, gt=0, description="Steps between plain log lines when not on a TTY.")
 
 
-class Config(_Strict):
+class Config(Strict):
     """The whole run configuration."""
 
     data: DataConfig
@@ -290,26 +249,7 @@ class Config(_Strict):
     @classmethod
     def _translate_task_towers(cls, raw: Any) -> Any:
         """Accept EasyRec's ``task_towers`` list in place of ``tasks``."""
-        if not isinstance(raw, dict) or "task_towers" not in raw:
-            return raw
-        if raw.get("tasks") is not None:
-            raise ValueError("give either tasks or task_towers, not both (set tasks: null to replace inherited tasks)")
-        raw = dict(raw)
-        towers = raw.pop("task_towers")
-        if not isinstance(towers, list):
-            raise ValueError("task_towers must be a list")
-        tasks = []
-        for index, tower in enumerate(towers):
-            try:
-                tasks.append(EasyRecTaskTower.model_validate(tower).to_task())
-            except ValidationError as exc:
-                problems = [
-                    f"task_towers[{index}].{'.'.join(str(part) for part in err['loc'])}: {_clean_message(err)}"
-                    for err in exc.errors()
-                ]
-                raise ValueError("; ".join(problems)) from None
-        raw["tasks"] = tasks
-        return raw
+        return translate_task_towers(raw)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -318,117 +258,3 @@ class Config(_Strict):
             if duplicates:
                 raise ValueError(f"{section}: duplicate names {duplicates}")
         return self
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config, apply ``a.b=value`` overrides and validate it.
-
-    Args:
-        path: YAML file. A top-level ``extends: other.yaml`` (relative to this file) is read first
-            and deep-merged under this one.
-        overrides: ``key.path=value`` strings; the value is parsed as YAML (``3``, ``[64, 32]``).
-
-    Raises:
-        ConfigError: unreadable file, bad override, unknown key or wrong type (message names the path).
-    """
-    raw = _read_yaml_with_extends(Path(path), seen=())
-    for override in overrides or []:
-        apply_override(raw, override)
-    return validate_config(raw, source=str(path))
-
-
-def validate_config(raw: Any, source: str = "config") -> Config:
-    """Validate a plain dict as a :class:`Config`, turning pydantic errors into a ConfigError."""
-    try:
-        return Config.model_validate(raw)
-    except ValidationError as exc:
-        lines = [f"  {_format_location(raw, err['loc'])}: {_clean_message(err)}" for err in exc.errors()]
-        raise ConfigError(f"invalid config {source}:\n" + "\n".join(lines)) from None
-
-
-def config_to_dict(config: Config) -> dict[str, Any]:
-    """The config as plain data (for saving the resolved config of a run)."""
-    return config.model_dump(mode="json")
-
-
-def apply_override(raw: dict[str, Any], override: str) -> None:
-    """Set ``a.b[0].c=value`` (or ``a.b.0.c=value``) in a nested dict, creating dicts as needed."""
-    key, sep, value_text = override.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {override!r}: expected KEY=VALUE, e.g. train.epochs=3")
-    try:
-        value = yaml.safe_load(value_text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {override!r}: value is not valid YAML ({exc})") from None
-    parts = [p for p in key.replace("[", ".").replace("]", "").split(".") if p]
-    node: Any = raw
-    for depth, part in enumerate(parts):
-        last = depth == len(parts) - 1
-        where = ".".join(parts[: depth + 1])
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"--set {override!r}: '{where}' is not an index of a list of {len(node)}")
-            if last:
-                node[int(part)] = value
-            else:
-                node = node[int(part)]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-            else:
-                node = node.setdefault(part, {})
-        else:
-            raise ConfigError(f"--set {override!r}: '{where}' is inside a value that is not a mapping")
-
-
-def _read_yaml_with_extends(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
-    resolved = path.resolve()
-    if resolved in seen:
-        raise ConfigError(f"{path}: 'extends' forms a cycle")
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config {path} must be a mapping at the top level")
-    base_name = raw.pop("extends", None)
-    if base_name is None:
-        return raw
-    base = _read_yaml_with_extends(path.parent / str(base_name), seen + (resolved,))
-    return _deep_merge(base, raw)
-
-
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _format_location(raw: Any, loc: tuple[Any, ...]) -> str:
-    """Render a pydantic location as ``tasks[1].label``, dropping union tags not present in the data."""
-    text, node = "", raw
-    for position, part in enumerate(loc):
-        is_last = position == len(loc) - 1
-        is_union_tag = isinstance(node, dict) and node.get("kind") == part and not is_last
-        if isinstance(part, int) and isinstance(node, list) and part < len(node):
-            text, node = f"{text}[{part}]", node[part]
-        elif isinstance(part, str) and isinstance(node, dict) and (part in node or is_last) and not is_union_tag:
-            text, node = (f"{text}.{part}" if text else part), node.get(part)
-        elif is_last and isinstance(part, str):
-            text = f"{text}.{part}" if text else part
-    return text or "(top level)"
-
-
-def _clean_message(err: dict[str, Any]) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown key"
-    message = str(err["msg"])
-    return message.removeprefix("Value error, ")

@@ -1,0 +1,43 @@
+"""The YAML configuration: pydantic models, loading, ``--set`` overrides and readable errors.
+
+Unknown keys and wrong types are errors naming the config path (``tasks[1].label.column``).
+Names that refer to registries (architectures, losses, metrics, weightings) are checked by
+:mod:`mtlrec.build`, the only package that looks names up in registries.
+"""
+
+from mtlrec.config.loading import apply_override, config_to_dict, load_config, validate_config
+from mtlrec.config.models import (
+    CategoricalFeature,
+    Config,
+    CsvOptions,
+    DataConfig,
+    EarlyStoppingConfig,
+    LabelConfig,
+    LabelTransform,
+    ModelConfig,
+    NumericFeature,
+    SplitOptions,
+    TaskConfig,
+    TrainConfig,
+    WeightingConfig,
+)
+
+__all__ = [
+    "CategoricalFeature",
+    "Config",
+    "CsvOptions",
+    "DataConfig",
+    "EarlyStoppingConfig",
+    "LabelConfig",
+    "LabelTransform",
+    "ModelConfig",
+    "NumericFeature",
+    "SplitOptions",
+    "TaskConfig",
+    "TrainConfig",
+    "WeightingConfig",
+    "apply_override",
+    "config_to_dict",
+    "load_config",
+    "validate_config",
+]

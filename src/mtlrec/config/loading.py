@@ -1,0 +1,105 @@
+"""Loading a YAML config: ``extends``, ``--set`` overrides, validation with errors naming the path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from mtlrec.config.messages import clean_message, format_location
+from mtlrec.config.models import Config
+from mtlrec.errors import ConfigError
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config, apply ``a.b=value`` overrides and validate it.
+
+    Args:
+        path: YAML file. A top-level ``extends: other.yaml`` (relative to this file) is read first
+            and deep-merged under this one.
+        overrides: ``key.path=value`` strings; the value is parsed as YAML (``3``, ``[64, 32]``).
+
+    Raises:
+        ConfigError: unreadable file, bad override, unknown key or wrong type (message names the path).
+    """
+    raw = _read_yaml_with_extends(Path(path), seen=())
+    for override in overrides or []:
+        apply_override(raw, override)
+    return validate_config(raw, source=str(path))
+
+
+def validate_config(raw: Any, source: str = "config") -> Config:
+    """Validate a plain dict as a :class:`Config`, turning pydantic errors into a ConfigError."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"  {format_location(raw, err['loc'])}: {clean_message(err)}" for err in exc.errors()]
+        raise ConfigError(f"invalid config {source}:\n" + "\n".join(lines)) from None
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """The config as plain data (for saving the resolved config of a run)."""
+    return config.model_dump(mode="json")
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set ``a.b[0].c=value`` (or ``a.b.0.c=value``) in a nested dict, creating dicts as needed."""
+    key, sep, value_text = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {override!r}: expected KEY=VALUE, e.g. train.epochs=3")
+    try:
+        value = yaml.safe_load(value_text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {override!r}: value is not valid YAML ({exc})") from None
+    parts = [p for p in key.replace("[", ".").replace("]", "").split(".") if p]
+    node: Any = raw
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {override!r}: '{where}' is not an index of a list of {len(node)}")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"--set {override!r}: '{where}' is inside a value that is not a mapping")
+
+
+def _read_yaml_with_extends(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    resolved = path.resolve()
+    if resolved in seen:
+        raise ConfigError(f"{path}: 'extends' forms a cycle")
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must be a mapping at the top level")
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    base = _read_yaml_with_extends(path.parent / str(base_name), seen + (resolved,))
+    return _deep_merge(base, raw)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
