@@ -65,9 +65,7 @@ class BinaryCrossEntropy(Loss):
 
     def __init__(self, masked: bool = False, label_smoothing: float = 0.0):
         super().__init__(masked)
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.label_smoothing = label_smoothing
+        self.label_smoothing = _check_smoothing(label_smoothing)
 
     def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.label_smoothing:
@@ -149,9 +147,7 @@ class SoftmaxCrossEntropy(Loss):
 
     def __init__(self, masked: bool = False, label_smoothing: float = 0.0):
         super().__init__(masked)
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.label_smoothing = label_smoothing
+        self.label_smoothing = _check_smoothing(label_smoothing)
 
     def elementwise(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return functional.cross_entropy(logits, targets.long(), reduction="none", label_smoothing=self.label_smoothing)
@@ -193,6 +189,12 @@ LOSSES: dict[str, type[Loss]] = {
     "huber": Huber,
     "softmax_ce": SoftmaxCrossEntropy,
 }
+
+
+def _check_smoothing(label_smoothing: float) -> float:
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    return label_smoothing
 
 
 def task_losses(
