@@ -1,0 +1,50 @@
+"""The composition root: config → objects. The only package that looks names up in registries.
+
+``checks`` validates a whole config up front (paths named in every error), ``params`` checks the
+parameters handed to architectures, losses and weighting strategies against their constructors,
+and ``objects`` builds the pipeline, model, losses, weighting, optimizer and trainer.
+"""
+
+from mtlrec.build.checks import check_config
+from mtlrec.build.objects import (
+    build_losses,
+    build_model,
+    build_optimizer,
+    build_pipeline,
+    build_trainer,
+    build_weighting,
+    data_files,
+    random_split,
+    read_options,
+)
+from mtlrec.build.params import (
+    architecture_params,
+    loss_params,
+    metric_names,
+    selection_metric,
+    task_metric_names,
+    trained_tasks,
+    validate_params,
+    weighting_params,
+)
+
+__all__ = [
+    "architecture_params",
+    "build_losses",
+    "build_model",
+    "build_optimizer",
+    "build_pipeline",
+    "build_trainer",
+    "build_weighting",
+    "check_config",
+    "data_files",
+    "loss_params",
+    "metric_names",
+    "random_split",
+    "read_options",
+    "selection_metric",
+    "task_metric_names",
+    "trained_tasks",
+    "validate_params",
+    "weighting_params",
+]
