@@ -8,7 +8,8 @@ input gradient that real runs send to the embedding tables (the table update its
 
 Strategies are timed round-robin (``--rounds`` rounds of ``--steps`` steps each, after
 ``--warmup`` steps per strategy), so load from other processes spreads over all of them; the figure
-is the median step time. Usage:
+is the median step time. Gradient-level strategies are also timed on the shared representation
+(``name@representation``: per-task gradients of MMoE's expert outputs, MGDA-UB style). Usage:
 
     .venv/bin/python benchmarks/weighting_cost.py --rounds 20 --threads 1
 """
@@ -27,15 +28,19 @@ import torch
 from torch import nn
 
 from mtlrec.architectures.moe import MMoE
-from mtlrec.weighting import WEIGHTINGS, WeightingStrategy
+from mtlrec.weighting import WEIGHTINGS, GradientWeighting, WeightingStrategy
 
 TASKS = ["click", "conversion", "like"]
 
 
-def make_strategy(name: str) -> WeightingStrategy:
+def make_strategy(label: str) -> WeightingStrategy:
+    """``name`` or ``name@representation`` (a gradient-level strategy on MMoE's expert outputs)."""
+    name, _, target = label.partition("@")
     cls = WEIGHTINGS[name]
-    takes_weights = "weights" in inspect.signature(cls.__init__).parameters
-    return cls(num_tasks=len(TASKS), **({"weights": [1.0] * len(TASKS)} if takes_weights else {}))
+    kwargs = {"weights": [1.0] * len(TASKS)} if "weights" in inspect.signature(cls.__init__).parameters else {}
+    if target:
+        kwargs["on"] = target
+    return cls(num_tasks=len(TASKS), **kwargs)
 
 
 class Runner:
@@ -56,7 +61,7 @@ class Runner:
             [nn.functional.binary_cross_entropy_with_logits(logits[t], labels[:, i]) for i, t in enumerate(TASKS)]
         )
         self.optimizer.zero_grad()
-        self.strategy.backward(losses, self.shared)
+        self.strategy.backward(losses, self.shared, representation=self.model.last_representation)
         self.optimizer.step()
 
 
@@ -72,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     names = ["equal"] + [name for name in args.strategies if name != "equal"]
+    names += [f"{name}@representation" for name in args.strategies if issubclass(WEIGHTINGS[name], GradientWeighting)]
 
     torch.manual_seed(0)
     model = MMoE(330, TASKS, num_experts=4, expert_hidden_units=[256, 128], tower_hidden_units=[64])

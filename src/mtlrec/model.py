@@ -43,6 +43,10 @@ class MultiTaskModel(nn.Module):
     def untrained_tasks(self) -> frozenset[str]:
         return self.architecture.untrained_tasks()
 
+    def shared_representation(self) -> torch.Tensor | None:
+        """The architecture's shared representation of the last training forward pass, if it has one."""
+        return self.architecture.last_representation
+
     def embedding_parameters(self) -> list[nn.Parameter]:
         """Embedding tables (updated by the sparse-aware optimizer)."""
         return [self.input_layer.embedding.weight]
@@ -83,6 +87,9 @@ class IndependentTaskModels(nn.Module):
 
     def untrained_tasks(self) -> frozenset[str]:
         return frozenset().union(*(model.untrained_tasks() for model in self.models.values()))
+
+    def shared_representation(self) -> torch.Tensor | None:
+        return None
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         return iter(())

@@ -55,3 +55,11 @@ def test_resume_restores_the_strategy_state(tmp_path, census_overrides, name):
     assert straight.keys() == resumed.keys()
     for key in straight:
         assert (straight[key] == resumed[key]).all(), key
+
+
+@pytest.mark.parametrize("name", ["mgda", "pcgrad", "cagrad", "imtl"])
+def test_gradient_methods_on_the_shared_representation_train(tmp_path, census_overrides, name):
+    overrides = [*census_overrides, f"weighting.name={name}", "weighting.params.on=representation"]
+    assert _train(tmp_path / "run", overrides) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
+    assert metrics["never_married"]["auc"] > 0.95 and metrics["income"]["auc"] > 0.8

@@ -22,6 +22,9 @@ class Architecture(nn.Module):
     * ``needs_domain``: ``forward(x, domain)`` also takes the (B,) int64 domain index (STAR);
     * ``auxiliary_loss(outputs)``: a regulariser added, unweighted, to the weighted task losses
       (AITM's calibrator, the L2 soft-sharing penalty);
+    * ``last_representation``: set during training by architectures with one shared tensor that
+      every task reads (MMoE's expert outputs, Shared-Bottom's bottom output), for gradient methods
+      on the representation (MGDA-UB); None otherwise;
     * ``untrained_tasks_of(task_names)``: outputs that have no loss of their own and are only evaluated (ESMM's CVR).
 
     Args:
@@ -53,6 +56,7 @@ class Architecture(nn.Module):
         self.output_dims = {task: int((output_dims or {}).get(task, 1)) for task in self.task_names}
         self.record_gates = False
         self.last_gate_weights: dict[str, torch.Tensor] = {}
+        self.last_representation: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, D) → {task: (B,) logit, or (B, C) class logits}."""
@@ -109,6 +113,11 @@ class Architecture(nn.Module):
         """Parameters used by more than one task (what gradient-balancing methods act on)."""
         owned = {id(p) for task in self.task_names for p in self.task_parameters(task)}
         return (p for p in self.parameters() if id(p) not in owned)
+
+    def _remember_representation(self, representation: torch.Tensor) -> None:
+        """Keep (in training only) the shared tensor every task reads, for representation-level weighting."""
+        if self.training:
+            self.last_representation = representation
 
     def _remember_gates(self, gates: dict[str, torch.Tensor]) -> None:
         if self.record_gates:

@@ -53,6 +53,7 @@ class MMoE(Architecture):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         expert_outputs = self.experts(x)  # (B, E, H)
+        self._remember_representation(expert_outputs)
         gates = {task: self.gates[task](x) for task in self.task_names}  # {task: (B, E)}
         self._remember_gates(gates)
         mixed = mix_experts(expert_outputs, torch.stack(list(gates.values()), dim=1))  # (B, T, H)
@@ -96,7 +97,9 @@ class OMoE(Architecture):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         weights = self.gate(x)  # (B, E)
         self._remember_gates({task: weights for task in self.task_names})
-        mixed = torch.bmm(weights.unsqueeze(1), self.experts(x).contiguous()).squeeze(1)  # (B, H)
+        expert_outputs = self.experts(x)  # (B, E, H)
+        self._remember_representation(expert_outputs)
+        mixed = torch.bmm(weights.unsqueeze(1), expert_outputs.contiguous()).squeeze(1)  # (B, H)
         return {task: self.towers[task](mixed) for task in self.task_names}
 
     def task_modules(self, task: str) -> list[nn.Module]:

@@ -37,6 +37,7 @@ class SharedBottom(Architecture):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         shared = self.bottom(x)
+        self._remember_representation(shared)
         return {task: self.towers[task](shared) for task in self.task_names}
 
     def task_modules(self, task: str) -> list[nn.Module]:

@@ -96,7 +96,9 @@ class Trainer:
             logits = {task: value.float() for task, value in logits.items()}
         losses = task_losses(logits, batch.labels, self.train_losses, batch.weights)
         self.optimizer.zero_grad()
-        weights = self.strategy.backward(losses, self.shared_parameters, self.model.auxiliary_loss(logits))
+        weights = self.strategy.backward(
+            losses, self.shared_parameters, self.model.auxiliary_loss(logits), self.model.shared_representation()
+        )
         self.optimizer.step()
         return losses.detach(), weights.detach()
 

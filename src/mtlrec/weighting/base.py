@@ -9,6 +9,7 @@ the module's ``state_dict`` so it survives checkpoints.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -30,11 +31,14 @@ class WeightingStrategy(nn.Module):
         losses: torch.Tensor,
         shared_parameters: Sequence[nn.Parameter],
         regularizer: torch.Tensor | None = None,
+        representation: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Populate ``.grad`` of every parameter from the loss vector (T,); return the weights used (T,).
 
         ``regularizer`` (a scalar, e.g. an architecture's auxiliary loss) is added to the objective
-        unweighted: it is not a task, so no strategy balances it.
+        unweighted: it is not a task, so no strategy balances it. ``representation`` is the
+        architecture's shared representation of this forward pass (e.g. MMoE's expert outputs), for
+        gradient-level strategies that work on it; others ignore it.
         """
         raise NotImplementedError
 
@@ -54,11 +58,16 @@ class LossWeighting(WeightingStrategy):
         losses: torch.Tensor,
         shared_parameters: Sequence[nn.Parameter],
         regularizer: torch.Tensor | None = None,
+        representation: torch.Tensor | None = None,
     ) -> torch.Tensor:
         weights = self.weights(losses)
         objective = (weights * losses).sum()
         (objective if regularizer is None else objective + regularizer).backward()
         return weights.detach()
+
+
+GradientTarget = Literal["parameters", "representation"]
+GRADIENT_TARGETS = ("parameters", "representation")
 
 
 class GradientWeighting(WeightingStrategy):
@@ -83,18 +92,55 @@ class GradientWeighting(WeightingStrategy):
     ``torch.utils.checkpoint`` region would be invisible to that walk; nothing in mtlrec uses one).
     With no shared parameters the strategy falls back to the equal-weight sum Σ_t L_t (+ R).
     The cost is T extra backward passes through the shared layers per step.
+
+    With ``on="representation"`` the per-task gradients are taken of the architecture's shared
+    representation instead (``_backward_on_representation``): much cheaper, and MGDA's upper-bound
+    variant (MGDA-UB). Architectures without a representation fall back to the parameters.
+
+    Args:
+        num_tasks: T.
+        on: ``parameters`` (the shared dense parameters) or ``representation``.
     """
+
+    def __init__(self, num_tasks: int, on: GradientTarget = "parameters"):
+        super().__init__(num_tasks)
+        if on not in GRADIENT_TARGETS:
+            raise ValueError(f"on must be one of {GRADIENT_TARGETS}, got {on!r}")
+        self.on = on
 
     def combine(self, grads: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-task gradients G (T, P) and detached losses (T,) → (direction (P,), loss weights (T,))."""
         raise NotImplementedError
+
+    def _backward_on_representation(
+        self, losses: torch.Tensor, representation: torch.Tensor, regularizer: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The methods on the shared representation z (MGDA-UB, Sener & Koltun 2018, Sec. 3.3).
+
+        G holds g_t = ∇_z L_t (one cheap backward per task through the towers and gates only); the
+        method's direction d replaces Σ_t w_t g_t as the gradient entering z, in ONE backward pass:
+        backward of Σ_t w_t L_t (+ R) with an extra (d − Σ_t w_t g_t) fed into z. So the layers below z
+        get d, everything else Σ_t w_t ∇L_t — about the cost of ``equal``.
+        """
+        grads = torch.stack([flat_gradient(loss, [representation]) for loss in losses])
+        direction, weights = self.combine(grads, losses.detach())
+        weights = weights.detach().to(losses.dtype)
+        objective = (weights * losses).sum()
+        if regularizer is not None:
+            objective = objective + regularizer
+        correction = (direction - weights.to(grads.dtype) @ grads).view_as(representation)
+        torch.autograd.backward([objective, representation], [torch.ones_like(objective), correction])
+        return weights
 
     def backward(
         self,
         losses: torch.Tensor,
         shared_parameters: Sequence[nn.Parameter],
         regularizer: torch.Tensor | None = None,
+        representation: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if self.on == "representation" and representation is not None:
+            return self._backward_on_representation(losses, representation, regularizer)
         shared = [p for p in shared_parameters if p.requires_grad]
         if not shared:
             weights = torch.ones_like(losses).detach()

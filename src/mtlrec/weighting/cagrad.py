@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from mtlrec.weighting.base import GradientWeighting
+from mtlrec.weighting.base import GradientTarget, GradientWeighting
 
 
 class CAGrad(GradientWeighting):
@@ -22,10 +22,11 @@ class CAGrad(GradientWeighting):
     Args:
         num_tasks: T.
         c: the radius of the conflict-averse ball relative to ‖g0‖ (c ≥ 0).
+        on: ``parameters`` or ``representation`` (see ``GradientWeighting``).
     """
 
-    def __init__(self, num_tasks: int, c: float = 0.4):
-        super().__init__(num_tasks)
+    def __init__(self, num_tasks: int, c: float = 0.4, on: GradientTarget = "parameters"):
+        super().__init__(num_tasks, on)
         if c < 0:
             raise ValueError(f"c must be >= 0, got {c}")
         self.c = c

@@ -46,6 +46,7 @@ class FAMO(LossWeighting):
         losses: torch.Tensor,
         shared_parameters: Sequence[nn.Parameter],
         regularizer: torch.Tensor | None = None,
+        representation: torch.Tensor | None = None,
     ) -> torch.Tensor:
         current = losses.detach().clamp_min(1e-8).to(self.logits)
         if self.previous_losses.all():

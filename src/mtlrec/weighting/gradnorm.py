@@ -39,6 +39,7 @@ class GradNorm(WeightingStrategy):
         losses: torch.Tensor,
         shared_parameters: Sequence[nn.Parameter],
         regularizer: torch.Tensor | None = None,
+        representation: torch.Tensor | None = None,
     ) -> torch.Tensor:
         with torch.no_grad():
             self.task_weights.clamp_(min=1e-4).mul_(self.num_tasks / self.task_weights.sum())

@@ -19,6 +19,7 @@ class IMTLG(GradientWeighting):
 
     Args:
         num_tasks: T.
+        on: ``parameters`` or ``representation`` (see ``GradientWeighting``).
     """
 
     def combine(self, grads: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

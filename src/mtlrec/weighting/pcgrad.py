@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mtlrec.weighting.base import GradientWeighting, draw, generator_state
+from mtlrec.weighting.base import GradientTarget, GradientWeighting, draw, generator_state
 
 
 class PCGrad(GradientWeighting):
@@ -23,10 +23,11 @@ class PCGrad(GradientWeighting):
     Args:
         num_tasks: T.
         seed: seed of the strategy's generator.
+        on: ``parameters`` or ``representation`` (see ``GradientWeighting``).
     """
 
-    def __init__(self, num_tasks: int, seed: int = 0):
-        super().__init__(num_tasks)
+    def __init__(self, num_tasks: int, seed: int = 0, on: GradientTarget = "parameters"):
+        super().__init__(num_tasks, on)
         self.register_buffer("generator_state", generator_state(seed))
 
     def combine(self, grads: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -46,6 +46,7 @@ class UncertaintyWeighting(LossWeighting):
         losses: torch.Tensor,
         shared_parameters: Sequence[nn.Parameter],
         regularizer: torch.Tensor | None = None,
+        representation: torch.Tensor | None = None,
     ) -> torch.Tensor:
         penalty = 0.5 * self.log_variances.sum()
         return super().backward(losses, shared_parameters, penalty if regularizer is None else regularizer + penalty)
