@@ -407,3 +407,11 @@ def test_write_table_other_extension_is_an_error(tmp_path, name):
     with pytest.raises(DataError, match=re.escape(name)):
         write_table(PREDICTIONS, tmp_path / name)
     assert listing(tmp_path) == []
+
+
+def test_atomic_write_gives_the_permissions_of_a_plain_open(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = tmp_path / "atomic.txt"
+    atomic_write(atomic, lambda tmp: tmp.write_text("x"))
+    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777

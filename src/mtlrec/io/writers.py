@@ -14,10 +14,21 @@ import pyarrow.parquet as pq
 from mtlrec.errors import DataError
 
 
+def _read_umask() -> int:
+    """The process umask (read once, at import: ``os.umask`` can only be read by setting it)."""
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path`` and rename it into place.
 
-    A crash leaves either the old file or the new one, never a half-written file.
+    A crash leaves either the old file or the new one, never a half-written file. The file gets the
+    permissions a plain ``open`` would give it (0666 less the umask), not ``mkstemp``'s 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,6 +37,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        tmp.chmod(_FILE_MODE)
         with open(tmp, "rb") as synced:
             os.fsync(synced.fileno())
         os.replace(tmp, path)
