@@ -9,7 +9,7 @@ from tests.contract.test_architectures import args_of, build, inputs, task_set
 from tests.contract.test_weightings import make_strategy
 
 from mtlrec.architectures import ARCHITECTURES
-from mtlrec.weighting import WEIGHTINGS
+from mtlrec.weighting import WEIGHTINGS, GradientWeighting
 
 
 @pytest.mark.parametrize("weighting", sorted(WEIGHTINGS))
@@ -35,5 +35,25 @@ def test_one_step_gives_finite_gradients(architecture, weighting):
     assert reached
     for name, grad in reached:
         assert torch.isfinite(grad).all(), name
+    for task in trained:
+        assert all(p.grad is not None for p in model.task_parameters(task)), task
+
+
+GRADIENT_LEVEL = sorted(name for name, cls in WEIGHTINGS.items() if issubclass(cls, GradientWeighting))
+
+
+@pytest.mark.parametrize("weighting", GRADIENT_LEVEL)
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_gradient_methods_on_the_representation_give_finite_gradients(architecture, weighting):
+    tasks = task_set(architecture, 2, exact=False)
+    model = build(architecture, tasks)
+    outputs = model(*args_of(model, inputs(batch=16)))
+    trained = [task for task in tasks if task not in model.untrained_tasks()]
+    losses = torch.stack([outputs[task].square().mean() for task in trained])
+    strategy = WEIGHTINGS[weighting](num_tasks=len(trained), on="representation")
+    strategy.backward(losses, list(model.shared_parameters()), model.auxiliary_loss(outputs), model.last_representation)
+    for name, parameter in model.named_parameters():
+        if parameter.grad is not None:
+            assert torch.isfinite(parameter.grad).all(), name
     for task in trained:
         assert all(p.grad is not None for p in model.task_parameters(task)), task

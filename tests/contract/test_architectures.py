@@ -339,3 +339,20 @@ def test_independent_tasks_do_not_influence_each_other(name):
                 if task != changed:
                     assert torch.equal(after[task], before[task]), (changed, task)
             before = after
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shared_representation_if_any_is_read_by_every_task(name):
+    tasks = task_set(name, 3, exact=False)
+    model = build(name, tasks)
+    outputs = run(model, inputs(batch=8))
+    representation = model.last_representation
+    if representation is None:
+        return  # no single shared tensor: gradient methods use the shared parameters
+    for task in tasks:
+        (grad,) = torch.autograd.grad(outputs[task].sum(), representation, retain_graph=True, allow_unused=True)
+        assert grad is not None and torch.count_nonzero(grad) > 0, task
+    model.eval()
+    model.last_representation = None
+    run(model, inputs(batch=8))
+    assert model.last_representation is None, "kept only while training"

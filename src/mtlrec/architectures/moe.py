@@ -158,7 +158,9 @@ class MultiLevelMMoE(Architecture):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         batch, num_tasks = x.shape[0], len(self.task_names)
         gates = {task: self.gates[0][task](x) for task in self.task_names}
-        mixed = mix_experts(self.experts[0](x), torch.stack(list(gates.values()), dim=1))  # (B, T, H)
+        first_outputs = self.experts[0](x)  # (B, E, H): every task reads them
+        self._remember_representation(first_outputs)
+        mixed = mix_experts(first_outputs, torch.stack(list(gates.values()), dim=1))  # (B, T, H)
         recorded = {}
         for level, (experts, level_gates) in enumerate(zip(self.experts[1:], self.gates[1:]), start=1):
             recorded.update({f"level{level}.{task}": weights for task, weights in gates.items()})

@@ -103,25 +103,27 @@ class ExtractionLevel(nn.Module):
         self.register_buffer("selection", _selection(num_tasks, per_task, shared), persistent=False)
         self.output_width = task_units[-1]
 
-    def forward(self, task_inputs: list[torch.Tensor], shared_input: torch.Tensor) -> tuple[torch.Tensor, list]:
-        """T task inputs and the shared input, each (B, D) → mixtures (B, G, H) and the gate weights.
+    def forward(
+        self, task_inputs: list[torch.Tensor], shared_input: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+        """T task inputs and the shared input, each (B, D) → mixtures (B, G, H), the gate weights, and
+        the outputs of the experts every task reads ((B, E, H) when fused, else the shared experts').
 
         G = T + 1 (the last row is the shared mixture) when the level has a shared gate, else T.
         """
         if self.fused_experts is not None:
-            expert_outputs = self.fused_experts(shared_input).contiguous()  # (B, E, H)
+            expert_outputs = shared_outputs = self.fused_experts(shared_input).contiguous()  # (B, E, H)
         else:
             outputs = [experts(x) for experts, x in zip(self.task_experts, task_inputs)]
-            if self.shared_experts is not None:
-                outputs.append(self.shared_experts(shared_input))
-            expert_outputs = torch.cat(outputs, dim=1)  # (B, E, H)
+            shared_outputs = None if self.shared_experts is None else self.shared_experts(shared_input)
+            expert_outputs = torch.cat(outputs + ([] if shared_outputs is None else [shared_outputs]), dim=1)
         task_gates = [gate(x) for gate, x in zip(self.task_gates, task_inputs)]  # T × (B, m_k + m_s)
         weights = torch.einsum("bts,tse->bte", torch.stack(task_gates, dim=1), self.selection)  # (B, T, E)
         gates = list(task_gates)
         if self.shared_gate is not None:
             gates.append(self.shared_gate(shared_input))
             weights = torch.cat([weights, gates[-1].unsqueeze(1)], dim=1)  # (B, T + 1, E)
-        return mix_experts(expert_outputs, weights), gates
+        return mix_experts(expert_outputs, weights), gates, shared_outputs
 
 
 def _selection(num_tasks: int, per_task: int, shared: int) -> torch.Tensor:
@@ -142,7 +144,8 @@ class PLE(Architecture):
     shared gate); the last level has no shared gate; task towers read the last level's mixtures
     (paper Eq. 6–7). One level is CGC. Parameters are owned by task t when only task t depends on
     them: its gates at every level, its experts at the last level, and its tower; task experts of
-    earlier levels feed the shared gate and are shared.
+    earlier levels feed the shared gate and are shared. The shared representation (for gradient
+    methods on it) is level 1's fused expert outputs, or its shared experts' outputs.
 
     Args:
         input_dim: D.
@@ -194,8 +197,10 @@ class PLE(Architecture):
         num_tasks = len(self.task_names)
         task_inputs, shared_input = [x] * num_tasks, x
         recorded: dict[str, torch.Tensor] = {}
-        for name, level in zip(self.level_names, self.levels):
-            mixed, gates = level(task_inputs, shared_input)  # (B, G, H)
+        for index, (name, level) in enumerate(zip(self.level_names, self.levels)):
+            mixed, gates, shared_outputs = level(task_inputs, shared_input)  # (B, G, H)
+            if index == 0 and shared_outputs is not None:
+                self._remember_representation(shared_outputs)
             task_inputs = [mixed[:, t] for t in range(num_tasks)]
             if level.has_shared_gate:
                 shared_input = mixed[:, num_tasks]
