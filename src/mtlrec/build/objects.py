@@ -15,7 +15,7 @@ from mtlrec.build.params import (
     trained_tasks,
     weighting_params,
 )
-from mtlrec.config import CategoricalFeature, Config, TaskConfig
+from mtlrec.config import CategoricalFeature, Config
 from mtlrec.datasets import RandomSplit, ReadOptions
 from mtlrec.errors import ConfigError
 from mtlrec.evaluation import METRICS
@@ -94,16 +94,11 @@ def build_losses(config: Config, pipeline: FeaturePipeline) -> dict[str, Loss]:
     """Each task's loss; a regression task with label transforms gets scores back in its original unit."""
     losses: dict[str, Loss] = {}
     for index, (task, spec) in enumerate(zip(config.tasks, pipeline.labels)):
-        loss = LOSSES[task.loss](masked=_is_masked(task), **loss_params(task, f"tasks[{index}].loss_params"))
+        loss = LOSSES[task.loss](masked=spec.masked, **loss_params(task, f"tasks[{index}].loss_params"))
         if isinstance(spec.rule, RegressionLabel) and spec.rule.transformed:
             loss = TransformedTarget(loss, spec.rule.inverse)
         losses[task.name] = loss
     return losses
-
-
-def _is_masked(task: TaskConfig) -> bool:
-    """Whether a task's targets can be NaN: it has a sample space, or masks missing labels."""
-    return task.sample_space is not None or task.label.missing == "mask"
 
 
 def build_model(config: Config, pipeline: FeaturePipeline) -> nn.Module:

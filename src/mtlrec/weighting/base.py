@@ -61,8 +61,7 @@ class LossWeighting(WeightingStrategy):
         representation: torch.Tensor | None = None,
     ) -> torch.Tensor:
         weights = self.weights(losses)
-        objective = (weights * losses).sum()
-        (objective if regularizer is None else objective + regularizer).backward()
+        weighted_objective(weights, losses, regularizer).backward()
         return weights.detach()
 
 
@@ -125,9 +124,7 @@ class GradientWeighting(WeightingStrategy):
         grads = torch.stack([flat_gradient(loss, [representation]) for loss in losses])
         direction, weights = self.combine(grads, losses.detach())
         weights = weights.detach().to(losses.dtype)
-        objective = (weights * losses).sum()
-        if regularizer is not None:
-            objective = objective + regularizer
+        objective = weighted_objective(weights, losses, regularizer)
         correction = (direction - weights.to(grads.dtype) @ grads).view_as(representation)
         torch.autograd.backward([objective, representation], [torch.ones_like(objective), correction])
         return weights
@@ -144,17 +141,14 @@ class GradientWeighting(WeightingStrategy):
         shared = [p for p in shared_parameters if p.requires_grad]
         if not shared:
             weights = torch.ones_like(losses).detach()
-            objective = losses.sum()
-            (objective if regularizer is None else objective + regularizer).backward()
+            weighted_objective(weights, losses, regularizer).backward()
             return weights
         grads = task_gradients(losses, shared)
         direction, weights = self.combine(grads, losses.detach())
         weights = weights.detach().to(losses.dtype)
         if regularizer is not None and regularizer.requires_grad:
             direction = direction + flat_gradient(regularizer, shared)
-        objective = (weights * losses).sum()
-        if regularizer is not None:
-            objective = objective + regularizer
+        objective = weighted_objective(weights, losses, regularizer)
         shared_ids = {id(p) for p in shared}
         others = [leaf for leaf in graph_leaves(objective) if id(leaf) not in shared_ids]
         if others:
@@ -168,6 +162,12 @@ class GradientWeighting(WeightingStrategy):
             else:
                 parameter.grad.add_(part)
         return weights
+
+
+def weighted_objective(weights: torch.Tensor, losses: torch.Tensor, regularizer: torch.Tensor | None) -> torch.Tensor:
+    """Σ_t w_t L_t, plus the unweighted regularizer when there is one."""
+    objective = (weights * losses).sum()
+    return objective if regularizer is None else objective + regularizer
 
 
 def flat_gradient(output: torch.Tensor, parameters: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mtlrec.weighting.base import WeightingStrategy
+from mtlrec.weighting.base import WeightingStrategy, weighted_objective
 
 
 class GradNorm(WeightingStrategy):
@@ -49,8 +49,7 @@ class GradNorm(WeightingStrategy):
         shared = [p for p in shared_parameters if p.requires_grad]
         if shared:
             self._set_weight_gradient(losses, shared[-1])
-        objective = (weights.to(losses.dtype) * losses).sum()
-        (objective if regularizer is None else objective + regularizer).backward()
+        weighted_objective(weights.to(losses.dtype), losses, regularizer).backward()
         return weights
 
     def _set_weight_gradient(self, losses: torch.Tensor, last_shared: torch.Tensor) -> None:
