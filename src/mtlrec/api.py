@@ -18,13 +18,16 @@ import yaml
 
 from mtlrec import build
 from mtlrec.config import Config, config_to_dict, validate_config
-from mtlrec.datasets import encode, read_split, read_splits
+from mtlrec.datasets import encode, read_split
 from mtlrec.errors import ConfigError, RunDirError
 from mtlrec.evaluation import evaluate, predict_scores
+from mtlrec.evaluation.reliability import reliability_report
 from mtlrec.features import FeaturePipeline
 from mtlrec.io import atomic_write, write_table
+from mtlrec.losses import LOSSES
 from mtlrec.run_files import RunFiles
 from mtlrec.training import load_weights
+from mtlrec.training.distributed import distributed_session, evaluate_sharded, main_rank_logging
 
 log = logging.getLogger("mtlrec")
 
@@ -46,40 +49,38 @@ def train(
     """
     build.check_config(config)
     files = RunFiles(Path(output))
-    _prepare_run_dir(files, config, resume, overwrite)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    with _log_to(files.log):
-        pipeline = FeaturePipeline.load(files.features) if resume else build.build_pipeline(config)
-        raw = read_splits(build.data_files(config), pipeline, build.read_options(config), build.random_split(config))
-        if not resume:
-            pipeline.fit(raw["train"].table, raw["train"].labels)
-            pipeline.save(files.features)
-        data = {name: encode(split, pipeline) for name, split in raw.items()}
-        log.info(
-            "rows: %s; id features %d (embedding rows %d), dense features %d",
-            {name: len(d) for name, d in data.items()},
-            len(pipeline.id_features),
-            sum(pipeline.vocab_sizes()),
-            len(pipeline.dense_features),
-        )
-        model = build.build_model(config, pipeline)
-        trainer = build.build_trainer(config, model, pipeline, files, show_progress_bar)
-        result = trainer.fit(data["train"], data.get("valid"), resume=resume)
-        load_weights(model, files.weights)
-        metrics = {
-            split: evaluate(
-                model,
-                data[split],
-                build.build_losses(config, pipeline),
-                build.metric_names(config),
-                config.train.eval_batch_size,
+    # under torchrun: every rank trains, rank 0 alone writes (see mtlrec.training.distributed)
+    with distributed_session(config.train.device) as context, main_rank_logging(context):
+        if context.is_main:
+            _prepare_run_dir(files, config, resume, overwrite)
+        context.barrier()
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        with _log_to(files.log) if context.is_main else contextlib.nullcontext():
+            pipeline, data = build.training_data(config, files, resume, context)
+            log.info(
+                "rows: %s; id features %d (embedding rows %d), dense features %d",
+                {name: len(d) for name, d in data.items()},
+                len(pipeline.id_features),
+                sum(pipeline.vocab_sizes()),
+                len(pipeline.dense_features),
             )
-            for split in ("valid", "test")
-            if split in data
-        }
-        _write_json(files.metrics, metrics)
-        log.info("best epoch %d; metrics of the best epoch: %s", result.best_epoch + 1, json.dumps(metrics))
+            model = build.build_model(config, pipeline).to(context.device)
+            trainer = build.build_trainer(config, model, pipeline, files, show_progress_bar, context)
+            result = trainer.fit(data["train"], data.get("valid"), resume=resume)
+            if context.is_main:
+                load_weights(model, files.weights)
+            context.broadcast_module(model)
+            losses, metric_names = build.build_losses(config, pipeline), build.metric_names(config)
+            metrics = {
+                split: evaluate_sharded(model, data[split], losses, metric_names, config.train.eval_batch_size, context)
+                for split in ("valid", "test")
+                if split in data
+            }
+            if context.is_main:
+                _write_json(files.metrics, metrics)
+                log.info("best epoch %d; metrics of the best epoch: %s", result.best_epoch + 1, json.dumps(metrics))
+                _write_calibration(files, config, pipeline, model, data)
     return metrics
 
 
@@ -102,19 +103,25 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path) -> dict[str, dict[s
     raw = read_split(data_path, pipeline, build.read_options(config), with_labels=True)
     return evaluate(
         model,
-        encode(raw, pipeline),
+        encode(raw, pipeline, config.evaluation.group_by),
         build.build_losses(config, pipeline),
         build.metric_names(config),
         config.train.eval_batch_size,
     )
 
 
-def predict_run(run_dir: str | Path, data_path: str | Path, output: str | Path) -> int:
+def predict_run(run_dir: str | Path, data_path: str | Path, output: str | Path, threads: int | None = None) -> int:
     """Write one score column per task for every row of ``data_path``; returns the row count.
 
     Binary and regression tasks give a float column; a multi-class task gives a fixed-size list of its
-    C class probabilities (Parquet), in the order of ``label.classes``.
+    C class probabilities (Parquet), in the order of ``label.classes``. ``run_dir`` may also be an
+    artifact directory (``mtlrec export``): the file is then streamed through the exported model, and
+    the fused ``score`` column follows the tasks' (``threads``: its runtime's threads).
     """
+    from mtlrec.export import is_artifact
+
+    if is_artifact(run_dir):
+        return predict_artifact(run_dir, data_path, output, threads)
     config, pipeline, model = load_run(run_dir)
     raw = read_split(data_path, pipeline, build.read_options(config), with_labels=False)
     scores = predict_scores(
@@ -122,6 +129,30 @@ def predict_run(run_dir: str | Path, data_path: str | Path, output: str | Path) 
     )
     write_table(pa.table({task: _score_column(values) for task, values in scores.items()}), output)
     return raw.table.num_rows
+
+
+def export_run(
+    run_dir: str | Path,
+    output: str | Path,
+    model_format: str = "onnx",
+    fusion: str | None = None,
+    data: str | Path | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Export a run's best model (ONNX or TorchScript) with its encoders, tasks and fusion as an artifact
+    directory, after a parity check against the eager model; returns the manifest (see :mod:`mtlrec.deploy`)."""
+    from mtlrec.deploy import export_run as export
+
+    return export(run_dir, output, model_format, fusion, data, overwrite)
+
+
+def predict_artifact(
+    artifact_dir: str | Path, data_path: str | Path, output: str | Path, threads: int | None = None
+) -> int:
+    """Score a file through an exported artifact, streamed in record batches; returns the row count."""
+    from mtlrec.deploy import predict_artifact as predict
+
+    return predict(artifact_dir, data_path, output, threads)
 
 
 def _score_column(values: np.ndarray) -> pa.Array:
@@ -148,6 +179,45 @@ def summarize(
             row.update({f"{task}.{name}": value for name, value in values.items() if not metrics or name in metrics})
         rows.append(row)
     return rows
+
+
+def compare(
+    config: Config,
+    output_dir: str | Path,
+    seeds: int | list[int],
+    baseline: Config | None = None,
+    metric: str | None = None,
+    split: str = "test",
+    show_progress_bar: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``config`` and its single-task baseline over N seeds; MTL gain per task with 95% intervals.
+
+    Runs go to ``output_dir/<model>/seed<k>/`` (finished runs are reused); ``runs.csv``,
+    ``comparison.csv`` and ``comparison.md`` are written there. See :mod:`mtlrec.experiments.compare`.
+    """
+    from mtlrec.experiments.compare import compare as run_comparison
+
+    return run_comparison(config, output_dir, seeds, baseline, metric, split, show_progress_bar)
+
+
+def reproduce_census(
+    group: int,
+    seeds: int | list[int],
+    output_dir: str | Path,
+    architectures: list[str] | None = None,
+    overrides: list[str] | None = None,
+    config_dir: str | Path | None = None,
+    show_progress_bar: bool | None = None,
+) -> list[dict[str, Any]]:
+    """The MMoE paper's census-income table (group 1 or 2) over N seeds, beside the paper's numbers.
+
+    Writes ``reproduction.{csv,md,png}`` and ``runs.csv``; see :mod:`mtlrec.experiments.census`.
+    """
+    from mtlrec.experiments.census import reproduce_census as run_reproduction
+
+    return run_reproduction(
+        group, seeds, output_dir, architectures, overrides or [], config_dir, show_progress_bar
+    )
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -200,12 +270,28 @@ def _check_same_config(saved: dict[str, Any], current: dict[str, Any]) -> None:
     current = json.loads(json.dumps(current))
     for side in (saved, current):
         side.get("train", {}).pop("epochs", None)
+        side.get("train", {}).pop("device", None)  # a run may resume on another device
+        side.pop("diagnostics", None)
+        side.pop("serving", None)
     if saved != current:
         differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         raise ConfigError(
             f"--resume: the config differs from the run's saved config in section(s) {differing}; "
-            "only train.epochs may change when resuming"
+            "only train.epochs, train.device and the diagnostics and serving sections may change when resuming"
         )
+
+
+def _write_calibration(
+    files: RunFiles, config: Config, pipeline: FeaturePipeline, model: torch.nn.Module, data: dict[str, Any]
+) -> None:
+    """Reliability bins of the binary tasks on the test split (else valid), for ``mtlrec report``."""
+    split = next((name for name in ("test", "valid") if name in data), None)
+    binary = [task.name for task in config.tasks if LOSSES[task.loss].kind == "binary"]
+    if split is None or not binary:
+        return
+    links = build.build_losses(config, pipeline)
+    bins = reliability_report(model, data[split], links, binary, config.train.eval_batch_size)
+    _write_json(files.calibration, {"split": split, "tasks": bins})
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -28,6 +28,17 @@ class Batch:
     def __len__(self) -> int:
         return self.ids.shape[0]
 
+    def to(self, device: torch.device, non_blocking: bool = False) -> Batch:
+        """The batch on ``device`` (itself when already there)."""
+        if self.ids.device == device:
+            return self
+        return Batch(
+            self.ids.to(device, non_blocking=non_blocking),
+            self.dense.to(device, non_blocking=non_blocking),
+            {task: value.to(device, non_blocking=non_blocking) for task, value in self.labels.items()},
+            {task: value.to(device, non_blocking=non_blocking) for task, value in self.weights.items()},
+        )
+
 
 @dataclass
 class EncodedData:
@@ -39,6 +50,8 @@ class EncodedData:
         labels: (N, T) float32, or None for unlabelled data.
         task_names: the T task names, in column order of ``labels``.
         weights: (N, T) float32 sample weights, or None.
+        groups: (N,) int64 group id per row for grouped metrics (GAUC; -1: no group), or None. Not a
+            model input, so it stays a numpy array and is not part of the batches.
     """
 
     ids: torch.Tensor
@@ -46,6 +59,7 @@ class EncodedData:
     labels: torch.Tensor | None
     task_names: list[str]
     weights: torch.Tensor | None = None
+    groups: np.ndarray | None = None
 
     @classmethod
     def from_numpy(
@@ -55,6 +69,7 @@ class EncodedData:
         labels: np.ndarray | None,
         task_names: list[str],
         weights: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
     ) -> EncodedData:
         return cls(
             torch.from_numpy(ids),
@@ -62,6 +77,7 @@ class EncodedData:
             None if labels is None else torch.from_numpy(labels),
             task_names,
             None if weights is None else torch.from_numpy(weights),
+            groups,
         )
 
     def __len__(self) -> int:
@@ -89,6 +105,15 @@ class EncodedData:
                 self._by_task(labels, start, stop),
                 self._by_task(weights, start, stop),
             )
+
+    def rows(self, start: int, stop: int) -> Batch:
+        """Rows [start, stop) as a Batch of views (no copy)."""
+        return Batch(
+            self.ids[start:stop],
+            self.dense[start:stop],
+            self._by_task(self.labels, start, stop),
+            self._by_task(self.weights, start, stop),
+        )
 
     def _by_task(self, values: torch.Tensor | None, start: int, stop: int) -> dict[str, torch.Tensor]:
         if values is None:

@@ -1,13 +1,17 @@
-"""Command line: ``mtlrec train | evaluate | predict | summarize | list | schema | data``."""
+"""Command line: ``mtlrec train | evaluate | predict | summarize | compare | reproduce | serve | tune-fusion``,
+``list | schema | data``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 
 from mtlrec.errors import MtlrecError
+from mtlrec.experiments.cli import add_experiment_commands
+from mtlrec.serving_cli import add_serving_commands
 
 log = logging.getLogger("mtlrec")
 
@@ -52,11 +56,25 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="also write the metrics to this JSON file")
     evaluate.set_defaults(handler=_evaluate)
 
-    predict = commands.add_parser("predict", help="score a file with a run's best model (one column per task)")
-    predict.add_argument("run_dir")
+    predict = commands.add_parser(
+        "predict", help="score a file with a run's best model or an exported artifact (one column per task)"
+    )
+    predict.add_argument("run_dir", metavar="PATH", help="a run directory, or an artifact directory (mtlrec export)")
     predict.add_argument("--data", required=True)
     predict.add_argument("--output", "-o", required=True, help=".parquet or .csv")
+    predict.add_argument("--threads", type=int, help="artifact only: runtime threads (default: every core)")
     predict.set_defaults(handler=_predict)
+
+    export = commands.add_parser(
+        "export", help="export a run's best model, encoders, tasks and fused score as an artifact (ONNX/TorchScript)"
+    )
+    export.add_argument("run_dir")
+    export.add_argument("--output", "-o", required=True, help="artifact directory to create")
+    export.add_argument("--format", default="onnx", choices=["onnx", "torchscript"], dest="model_format")
+    export.add_argument("--fusion", metavar="FORMULA", help="fused score over task names; overrides serving.fusion")
+    export.add_argument("--data", help="rows for the parity check (default: the run's validation split)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing artifact")
+    export.set_defaults(handler=_export)
 
     summarize = commands.add_parser("summarize", help="table of several runs' metrics")
     summarize.add_argument("run_dirs", nargs="+")
@@ -65,9 +83,17 @@ def _parser() -> argparse.ArgumentParser:
     summarize.add_argument("--output", help="also write PREFIX.csv and PREFIX.md")
     summarize.set_defaults(handler=_summarize)
 
+    report = commands.add_parser("report", help="HTML page with plots of a run (learning curves, gates, ...)")
+    report.add_argument("run_dir")
+    report.add_argument("--baseline", action="append", default=[], metavar="RUN_DIR", help="compare with (repeatable)")
+    report.add_argument("--output", "-o", help="the HTML file (default: RUN_DIR/report/index.html); PNGs go beside it")
+    report.set_defaults(handler=_report)
+
     commands.add_parser("list", help="architectures, weightings, losses and metrics").set_defaults(handler=_list)
     commands.add_parser("schema", help="JSON Schema of the config").set_defaults(handler=_schema)
     _add_data_commands(commands)
+    add_experiment_commands(commands)
+    add_serving_commands(commands)
     return parser
 
 
@@ -108,7 +134,8 @@ def _train(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         show_progress_bar=False if args.no_progress else None,
     )
-    print(json.dumps(metrics, indent=1))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns the metrics; rank 0 prints them
+        print(json.dumps(metrics, indent=1))
     return 0
 
 
@@ -127,8 +154,21 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from mtlrec import api
 
-    rows = api.predict_run(args.run_dir, args.data, args.output)
+    rows = api.predict_run(args.run_dir, args.data, args.output, args.threads)
     log.info("wrote %d predictions to %s", rows, args.output)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mtlrec import api
+
+    manifest = api.export_run(args.run_dir, args.output, args.model_format, args.fusion, args.data, args.overwrite)
+    parity = manifest["parity"]
+    print(
+        f"exported {args.run_dir} to {args.output} ({manifest['model']['format']}); outputs "
+        f"{', '.join(manifest['outputs'])}; parity on {parity['rows']} rows: max abs diff "
+        f"{parity['max_abs_diff']:.3g} (scaled {parity['max_scaled_diff']:.3g} <= {parity['tolerance']:g})"
+    )
     return 0
 
 
@@ -139,6 +179,13 @@ def _summarize(args: argparse.Namespace) -> int:
     print(api.format_table(rows))
     if args.output:
         api.write_summary(rows, args.output)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mtlrec.reporting import write_report
+
+    print(write_report(args.run_dir, args.baseline, args.output))
     return 0
 
 

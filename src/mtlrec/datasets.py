@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mtlrec.batch import EncodedData
 from mtlrec.errors import DataError
 from mtlrec.features import FeaturePipeline
-from mtlrec.io import CsvFormat, ReadReport, read_table
+from mtlrec.io import CsvFormat, ReadReport, expand_paths, read_table
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,15 @@ SPLITS = ("train", "valid", "test")
 
 @dataclass
 class ReadOptions:
-    """How files are read: format (None = from the file name), CSV options, rows per record batch."""
+    """How files are read: format (None = from the file name), CSV options, rows per record batch.
+
+    ``group_column`` (``evaluation.group_by``) is also read with labelled data, for grouped metrics (GAUC).
+    """
 
     file_format: str | None = None
     csv: CsvFormat = CsvFormat()
     batch_rows: int = 65536
+    group_column: str | None = None
 
 
 @dataclass
@@ -52,11 +57,26 @@ class RawSplit:
 
 
 def read_split(path: str | Path, pipeline: FeaturePipeline, options: ReadOptions, with_labels: bool) -> RawSplit:
-    """Read one file's input (and label) columns and encode its labels."""
+    """Read a split's input (and label) columns and encode its labels.
+
+    ``path`` is a file, a directory or a glob; several files are read one by one (label errors name
+    each file's own rows) and concatenated in sorted file order.
+    """
+    parts = [_read_file(file, pipeline, options, with_labels) for file in expand_paths(path)]
+    if len(parts) == 1:
+        return parts[0]
+    table = pa.concat_tables([part.table for part in parts])
+    labels = None if not with_labels else np.concatenate([part.labels for part in parts])
+    weights = None if parts[0].weights is None else np.concatenate([part.weights for part in parts])
+    log.info("read %s: %d files, %d rows", path, len(parts), table.num_rows)
+    return RawSplit(table, labels, str(path), weights)
+
+
+def _read_file(path: Path, pipeline: FeaturePipeline, options: ReadOptions, with_labels: bool) -> RawSplit:
     report = ReadReport()
     table = read_table(
         path,
-        pipeline.column_types(include_labels=with_labels),
+        _column_types(pipeline, options, with_labels),
         options.file_format,
         options.csv,
         options.batch_rows,
@@ -99,11 +119,30 @@ def random_split(data: RawSplit, split: RandomSplit, source_name: str) -> dict[s
     return result
 
 
-def encode(raw: RawSplit, pipeline: FeaturePipeline) -> EncodedData:
-    """Encode a split's inputs with a fitted pipeline."""
+def encode(raw: RawSplit, pipeline: FeaturePipeline, group_column: str | None = None) -> EncodedData:
+    """Encode a split's inputs with a fitted pipeline (and its rows' group ids, if ``group_column`` was read)."""
     ids, dense = pipeline.transform_features(raw.table, raw.source)
     labels = None if raw.labels is None else pipeline.scale_labels(raw.labels)
-    return EncodedData.from_numpy(ids, dense, labels, pipeline.task_names, raw.weights)
+    groups = None
+    if group_column is not None and group_column in raw.table.column_names:
+        groups = group_codes(raw.table.column(group_column))
+    return EncodedData.from_numpy(ids, dense, labels, pipeline.task_names, raw.weights, groups)
+
+
+def group_codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """(N,) int64 ids of a column's distinct values (e.g. user ids), in first-seen order; nulls get -1."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    indices = pc.dictionary_encode(column, null_encoding="mask").indices
+    return pc.fill_null(indices.cast(pa.int64()), -1).to_numpy()
+
+
+def _column_types(pipeline: FeaturePipeline, options: ReadOptions, with_labels: bool) -> dict[str, pa.DataType]:
+    """The columns to read: the pipeline's, plus the group column (as text unless already read) with labels."""
+    types = pipeline.column_types(include_labels=with_labels)
+    if with_labels and options.group_column is not None:
+        types.setdefault(options.group_column, pa.string())
+    return types
 
 
 def _take(data: RawSplit, indices: np.ndarray, source: str) -> RawSplit:

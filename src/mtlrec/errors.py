@@ -20,3 +20,27 @@ class DataError(MtlrecError):
 
 class RunDirError(MtlrecError):
     """A run or artifact directory is missing files or was written by something else."""
+
+
+class RequestError(MtlrecError):
+    """A serving request is invalid; ``status`` is its HTTP status, ``fields`` the offending JSON paths.
+
+    Args:
+        status: 400 (malformed JSON), 413 (too large) or 422 (invalid content).
+        message: one line naming the field(s), e.g. ``candidates[3].age: expected a number, got a string``.
+        fields: JSON paths of the offending values (``candidates[3].age``, ``context.user_id``).
+    """
+
+    def __init__(self, status: int, message: str, fields: list[str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.fields = fields or []
+
+
+class ExportError(MtlrecError):
+    """A model cannot be exported, or its exported graph disagrees with the eager model (nothing is written)."""
+
+
+class DistributedError(MtlrecError):
+    """A distributed run cannot start: torchrun's environment is incomplete or the rendezvous failed."""

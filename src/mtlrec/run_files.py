@@ -49,3 +49,23 @@ class RunFiles:
     @property
     def log(self) -> Path:
         return self.root / "train.log"
+
+    @property
+    def diagnostics(self) -> Path:
+        """Label correlation, sampled gradient cosines / gate weights / loss weights, alarms (JSON)."""
+        return self.root / "diagnostics.json"
+
+    @property
+    def calibration(self) -> Path:
+        """Reliability bins of the best model's binary tasks on the test (else valid) split (JSON)."""
+        return self.root / "calibration.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        """TensorBoard event files (with ``diagnostics.tensorboard``)."""
+        return self.root / "tensorboard"
+
+    @property
+    def report(self) -> Path:
+        """The default place of ``mtlrec report``'s page: ``report/index.html`` and its PNGs."""
+        return self.root / "report" / "index.html"

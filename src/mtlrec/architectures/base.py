@@ -25,7 +25,8 @@ class Architecture(nn.Module):
     * ``last_representation``: set during training by architectures with one shared tensor that
       every task reads (MMoE's expert outputs, Shared-Bottom's bottom output), for gradient methods
       on the representation (MGDA-UB); None otherwise;
-    * ``untrained_tasks_of(task_names)``: outputs that have no loss of their own and are only evaluated (ESMM's CVR).
+    * ``untrained_tasks_of(task_names)``: outputs that have no loss of their own and are only evaluated (ESMM's CVR);
+    * ``gate_experts(gate, width)``: the level and expert names of a recorded gate's columns (gated architectures).
 
     Args:
         task_names: T task names; the keys of ``forward``'s output, in this order.
@@ -113,6 +114,15 @@ class Architecture(nn.Module):
         """Parameters used by more than one task (what gradient-balancing methods act on)."""
         owned = {id(p) for task in self.task_names for p in self.task_parameters(task)}
         return (p for p in self.parameters() if id(p) not in owned)
+
+    def gate_experts(self, gate: str, width: int) -> tuple[str, list[str]]:
+        """Where a gate of ``last_gate_weights`` sits: its level, and the experts its ``width`` columns weigh.
+
+        Expert names are unique within a level: two gates of a level that name the same expert weigh
+        the same expert (diagnostics use this to find experts no gate uses). Default: the level is the
+        prefix before the gate name's last '.' ('' when there is none) and column i weighs ``e{i}``.
+        """
+        return gate.rpartition(".")[0], [f"e{index}" for index in range(width)]
 
     def _remember_representation(self, representation: torch.Tensor) -> None:
         """Keep (in training only) the shared tensor every task reads, for representation-level weighting."""

@@ -173,3 +173,8 @@ class MultiLevelMMoE(Architecture):
 
     def task_modules(self, task: str) -> list[nn.Module]:
         return [level[task] for level in self.gates] + [self.towers[task]]
+
+    def gate_experts(self, gate: str, width: int) -> tuple[str, list[str]]:
+        """Level ``level{l}`` of a gate (the last level's gates carry no prefix); column i weighs ``e{i}``."""
+        level, experts = super().gate_experts(gate, width)
+        return level or f"level{len(self.experts)}", experts

@@ -81,6 +81,7 @@ class ExtractionLevel(nn.Module):
         if shared and task_units[-1] != share_units[-1]:
             raise ValueError(f"task and shared experts must end at the same width, got {task_units} and {share_units}")
         self.has_shared_gate = has_shared_gate
+        self.experts_per_task, self.num_shared = per_task, shared
         num_experts = num_tasks * per_task + shared
         # When every expert reads the same input and feeds the shared gate (level 1 of a multi-level PLE),
         # all experts are shared parameters anyway: one fused ParallelExperts computes them in one GEMM.
@@ -215,6 +216,18 @@ class PLE(Architecture):
         index = self.task_names.index(task)
         gates = [level.task_gates[index] for level in self.levels]
         return gates + [self.levels[-1].task_experts[index], self.towers[task]]
+
+    def gate_experts(self, gate: str, width: int) -> tuple[str, list[str]]:
+        """Experts ``{task}.{i}`` (task t's own) and ``shared.{j}``: task t's gate weighs its own then the
+        shared ones, a shared gate every expert of its level (task 1's, ..., task T's, then the shared)."""
+        prefix, _, owner = gate.rpartition(".")
+        index = self.level_names.index(prefix) if prefix else len(self.levels) - 1
+        level = self.levels[index]
+        own = {task: [f"{task}.{i}" for i in range(level.experts_per_task)] for task in self.task_names}
+        shared = [f"shared.{j}" for j in range(level.num_shared)]
+        if owner == "shared":
+            return self.level_names[index], [name for names in own.values() for name in names] + shared
+        return self.level_names[index], own[owner] + shared
 
 
 class CGC(PLE):

@@ -6,6 +6,8 @@ and ``objects`` builds the pipeline, model, losses, weighting, optimizer and tra
 """
 
 from mtlrec.build.checks import check_config
+from mtlrec.build.data import training_data
+from mtlrec.build.diagnostics import build_diagnostics, check_diagnostics
 from mtlrec.build.objects import (
     build_losses,
     build_model,
@@ -21,15 +23,18 @@ from mtlrec.build.params import (
     architecture_params,
     loss_params,
     metric_names,
-    selection_metric,
     task_metric_names,
     trained_tasks,
     validate_params,
     weighting_params,
 )
+from mtlrec.build.selection import selection_criterion
+from mtlrec.build.serving import build_fusion
 
 __all__ = [
     "architecture_params",
+    "build_fusion",
+    "build_diagnostics",
     "build_losses",
     "build_model",
     "build_optimizer",
@@ -37,14 +42,16 @@ __all__ = [
     "build_trainer",
     "build_weighting",
     "check_config",
+    "check_diagnostics",
     "data_files",
     "loss_params",
     "metric_names",
     "random_split",
     "read_options",
-    "selection_metric",
+    "selection_criterion",
     "task_metric_names",
     "trained_tasks",
+    "training_data",
     "validate_params",
     "weighting_params",
 ]

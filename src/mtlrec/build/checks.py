@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from mtlrec.architectures import ARCHITECTURES
+from mtlrec.build.diagnostics import check_diagnostics
 from mtlrec.build.params import (
     architecture_params,
     lookup,
     loss_params,
-    selection_metric,
     task_metric_names,
     weighting_params,
 )
+from mtlrec.build.selection import selection_criterion
+from mtlrec.build.serving import check_fusion
 from mtlrec.config import CategoricalFeature, Config
 from mtlrec.errors import ConfigError
 from mtlrec.evaluation import METRICS
@@ -43,7 +45,14 @@ def check_config(config: Config) -> None:
             metric = lookup(METRICS, name, f"tasks[{index}].metrics[{position}]", "metric")
             if loss.kind not in metric.kinds:
                 raise ConfigError(f"tasks[{index}].metrics[{position}]: '{name}' does not apply to {loss.kind} tasks")
-    selection_metric(config)
+            if metric.needs_groups and config.evaluation.group_by is None:
+                raise ConfigError(
+                    f"tasks[{index}].metrics[{position}]: '{name}' needs evaluation.group_by, the data column "
+                    "that groups rows (e.g. user_id)"
+                )
+    selection_criterion(config)
+    check_diagnostics(config)
+    check_fusion(config)
 
 
 def _check_expression(text: str | None, path: str, condition: bool) -> None:

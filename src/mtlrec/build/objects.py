@@ -6,19 +6,19 @@ import torch
 from torch import nn
 
 from mtlrec.architectures import ARCHITECTURES
+from mtlrec.build.diagnostics import build_diagnostics
 from mtlrec.build.params import (
     architecture_params,
     loss_params,
     metric_names,
     params_for_tasks,
-    selection_metric,
     trained_tasks,
     weighting_params,
 )
+from mtlrec.build.selection import selection_criterion
 from mtlrec.config import CategoricalFeature, Config
 from mtlrec.datasets import RandomSplit, ReadOptions
 from mtlrec.errors import ConfigError
-from mtlrec.evaluation import METRICS
 from mtlrec.features import (
     BinaryLabel,
     CategoricalEncoder,
@@ -36,6 +36,7 @@ from mtlrec.model import IndependentTaskModels, MultiTaskModel
 from mtlrec.nn import InputLayer
 from mtlrec.run_files import RunFiles
 from mtlrec.training import CompositeOptimizer, Trainer, TrainSettings, make_optimizer
+from mtlrec.training.distributed import DistributedContext
 from mtlrec.weighting import WEIGHTINGS, WeightingStrategy
 
 
@@ -78,7 +79,9 @@ def read_options(config: Config) -> ReadOptions:
         csv.strip_whitespace,
         csv.bad_rows,
     )
-    return ReadOptions(config.data.format, csv_format, config.data.read_batch_rows)
+    return ReadOptions(
+        config.data.format, csv_format, config.data.read_batch_rows, group_column=config.evaluation.group_by
+    )
 
 
 def data_files(config: Config) -> dict[str, str]:
@@ -155,9 +158,14 @@ def build_trainer(
     pipeline: FeaturePipeline,
     files: RunFiles,
     show_progress_bar: bool | None = None,
+    context: DistributedContext | None = None,
 ) -> Trainer:
-    strategy = build_weighting(config)
-    selection = selection_metric(config)
+    """The trainer of ``model``; under data parallelism (``context``) rank 0 alone shows progress and diagnostics."""
+    context = context or DistributedContext()
+    if not context.is_main:
+        show_progress_bar = False
+    strategy = build_weighting(config).to(context.device)
+    selection = selection_criterion(config)
     stopping = config.train.early_stopping
     settings = TrainSettings(
         epochs=config.train.epochs,
@@ -170,7 +178,7 @@ def build_trainer(
         selection=selection,
         patience=stopping.patience if stopping else None,
         min_delta=stopping.min_delta if stopping else 0.0,
-        higher_is_better=METRICS[selection[1]].higher_is_better if selection else True,
+        higher_is_better=selection.higher_is_better if selection else True,
         show_progress_bar=show_progress_bar,
         precision=config.train.precision,
     )
@@ -182,4 +190,6 @@ def build_trainer(
         metric_names(config),
         settings,
         files,
+        build_diagnostics(config, model, files) if context.is_main else None,
+        context,
     )

@@ -81,22 +81,6 @@ def metric_names(config: Config) -> dict[str, list[str]]:
     return {task.name: task_metric_names(task) for task in config.tasks}
 
 
-def selection_metric(config: Config) -> tuple[str, str] | None:
-    """(task, metric) that early stopping and model selection watch, or None when disabled."""
-    if config.train.early_stopping is None:
-        return None
-    spec = config.train.early_stopping.metric
-    if spec is None:
-        first = config.tasks[0]
-        return first.name, task_metric_names(first)[0]
-    task_name, _, metric = spec.rpartition(".")
-    names = metric_names(config)
-    if task_name not in names or metric not in names[task_name]:
-        choices = ", ".join(f"{t}.{m}" for t, ms in names.items() for m in ms)
-        raise ConfigError(f"train.early_stopping.metric: unknown '{spec}'; choose one of {choices}")
-    return task_name, metric
-
-
 def validate_params(target: type, params: dict[str, Any], supplied: tuple[str, ...], path: str) -> dict[str, Any]:
     """Check ``params`` against ``target.__init__``'s signature and type hints (unknown keys are errors).
 

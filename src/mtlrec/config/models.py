@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mtlrec.config.base import Strict
 from mtlrec.config.easyrec import translate_task_towers
@@ -48,21 +48,53 @@ class SplitOptions(Strict):
         return self
 
 
+class StreamingOptions(Strict):
+    """Training data streamed from disk (bounded memory) instead of read whole into memory."""
+
+    shuffle_buffer_rows: int = Field(
+        262144, ge=0, description="Rows held by the shuffle buffer (0: only the file/row-group order is shuffled)."
+    )
+    prefetch_batches: int = Field(8, ge=0, description="Batches a background thread prepares ahead (0: no thread).")
+    fit_sample_rows: int = Field(
+        1_000_000, gt=0, description="Values sampled per numeric column for a median fill and quantile buckets."
+    )
+    max_distinct_values: int = Field(
+        5_000_000,
+        gt=0,
+        description="Distinct values counted per categorical column; beyond, the feature is hashed into "
+        "max_vocab_size (or this many) buckets, with a warning.",
+    )
+
+
 class DataConfig(Strict):
     """Where the data is and how to read it."""
 
     format: Literal["csv", "parquet"] | None = Field(
         None, description="File format; inferred from the extension (.csv, .csv.gz, .parquet) when absent."
     )
-    train: str
+    train: str = Field(description="A file, a directory of .csv/.parquet files, or a glob (data/part-*.parquet).")
     valid: str | None = None
     test: str | None = None
     split: SplitOptions | None = None
     csv: CsvOptions = Field(default_factory=CsvOptions)
     read_batch_rows: int = Field(65536, gt=0, description="Rows per record batch read from disk.")
+    streaming: StreamingOptions | None = Field(
+        None,
+        description="true (or options): stream the training data in record batches through a shuffle buffer "
+        "instead of holding it in memory; valid/test stay in memory.",
+    )
+
+    @field_validator("streaming", mode="before")
+    @classmethod
+    def _streaming_flag(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        return None if value is False else value
 
     @model_validator(mode="after")
     def _check_split(self) -> DataConfig:
+        if self.split is not None and self.streaming is not None:
+            raise ValueError("split needs the whole table in memory; with streaming, give valid/test files")
         if self.split is not None:
             if getattr(self, self.split.source) is None:
                 raise ValueError(f"split.source '{self.split.source}' has no file")
@@ -205,8 +237,20 @@ class WeightingConfig(Strict):
 
 
 class EarlyStoppingConfig(Strict):
+    """Model selection and early stopping on validation metrics (the validation split only)."""
+
     metric: str | None = Field(
-        None, description="'task.metric' on the validation split; default: first task's first metric."
+        None,
+        description="The criterion on the validation split: 'task.metric', or a formula over them, e.g. "
+        "'0.7 * click.auc + 0.3 * conversion.auc'; default: the first task's first metric.",
+    )
+    mode: Literal["max", "min"] | None = Field(
+        None, description="Maximise or minimise the criterion; inferred from the metrics' directions when they agree."
+    )
+    constraints: list[str] = Field(
+        default_factory=list,
+        description="Conditions on validation metrics, e.g. 'conversion.auc >= 0.8': an epoch that meets them all "
+        "is always preferred to one that does not.",
     )
     patience: int = Field(3, ge=1)
     min_delta: float = Field(0.0, ge=0.0)
@@ -233,6 +277,72 @@ class TrainConfig(Strict):
     )
     early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
     log_every: int = Field(200, gt=0, description="Steps between plain log lines when not on a TTY.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: the GPU (cuda:LOCAL_RANK) when torch sees one, else the CPU."
+    )
+
+
+class EvaluationConfig(Strict):
+    """How metrics are computed."""
+
+    group_by: str | None = Field(
+        None,
+        description="Data column grouping rows for the gauc metric (e.g. user_id): AUC per group, "
+        "impression-weighted; groups with one class only are skipped.",
+    )
+
+
+class DiagnosticsConfig(Strict):
+    """Training diagnostics written to the run's ``diagnostics.json`` (and read by ``mtlrec report``)."""
+
+    every_steps: int = Field(
+        200,
+        ge=0,
+        description="Sample per-task gradient cosines, gate weights and loss weights every N training steps "
+        "(0: off; the label correlation is still computed).",
+    )
+    gate_collapse_share: float = Field(
+        0.9, gt=0.0, le=1.0, description="Alarm when one expert's mean share of a gate reaches this."
+    )
+    dead_expert_share: float = Field(
+        0.01, ge=0.0, lt=1.0, description="Alarm when an expert's largest mean share over all gates is at most this."
+    )
+    tensorboard: bool = Field(
+        False, description="Also log the sampled values to TensorBoard (RUN_DIR/tensorboard; needs `tensorboard`)."
+    )
+
+
+class FusionConfig(Strict):
+    """How task scores combine into the one ranking score of an exported model; exactly one key.
+
+    Scores are in their original unit (probabilities, regression values); multi-class tasks cannot enter.
+    """
+
+    formula: str | None = Field(
+        None, description="An expression over task names, e.g. 'ctr * log1p(duration)' or 'ctr^0.5 * cvr'."
+    )
+    weighted_sum: dict[str, float] | None = Field(None, description="{task: weight}: sum of weight * score.")
+    weighted_product: dict[str, float] | None = Field(
+        None, description="{task: exponent}: product of score ^ exponent."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> FusionConfig:
+        given = [name for name in ("formula", "weighted_sum", "weighted_product") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of formula, weighted_sum, weighted_product (got {given or 'none'})")
+        weights = self.weighted_sum if self.weighted_sum is not None else self.weighted_product
+        if weights is not None and not weights:
+            raise ValueError(f"{given[0]} needs at least one task")
+        return self
+
+
+class ServingConfig(Strict):
+    """What an exported model serves besides the task scores."""
+
+    fusion: FusionConfig | None = Field(
+        None, description="The fused score ('score'); default: the first binary or regression task's score."
+    )
 
 
 class Config(Strict):
@@ -244,6 +354,9 @@ class Config(Strict):
     model: ModelConfig
     weighting: WeightingConfig = Field(default_factory=WeightingConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     @model_validator(mode="before")
     @classmethod

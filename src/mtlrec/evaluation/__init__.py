@@ -1,6 +1,20 @@
 """Metrics and evaluation."""
 
 from mtlrec.evaluation.evaluator import compute_metrics, evaluate, predict_scores
-from mtlrec.evaluation.metrics import METRICS, Metric, auc, logloss, mae, rmse
+from mtlrec.evaluation.metrics import METRICS, Metric, auc, calibration, ece, gauc, logloss, mae, rmse, xauc
 
-__all__ = ["METRICS", "Metric", "auc", "compute_metrics", "evaluate", "logloss", "mae", "predict_scores", "rmse"]
+__all__ = [
+    "METRICS",
+    "Metric",
+    "auc",
+    "calibration",
+    "compute_metrics",
+    "ece",
+    "evaluate",
+    "gauc",
+    "logloss",
+    "mae",
+    "predict_scores",
+    "rmse",
+    "xauc",
+]

@@ -1,11 +1,19 @@
-"""Metrics as pure numpy functions of (labels, scores), registered in ``METRICS``."""
+"""Metrics as pure numpy functions of (labels, scores), registered in ``METRICS``.
+
+Every function is vectorised (sorting and array arithmetic, no per-row or per-group Python loop),
+so its cost is O(N log N) time and a few (N,) arrays of memory.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+from mtlrec.evaluation.calibration import calibration, ece
+from mtlrec.evaluation.ranking import gauc, xauc
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -73,18 +81,41 @@ def cross_entropy(labels: np.ndarray, probabilities: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric function with its direction and the task kinds it applies to."""
+    """A metric function with its direction and the task kinds it applies to.
 
-    function: Callable[[np.ndarray, np.ndarray], float]
+    Attributes:
+        function: ``(labels (N,), scores (N,) or (N, C)) -> float``; with ``needs_groups``,
+            ``(labels, scores, groups (N,) int64) -> float``.
+        higher_is_better: the direction of the value, or, for a metric with a ``target``, False: the
+            distance ``|value - target|`` is what should be small.
+        kinds: the task kinds (``binary``, ``regression``, ``multiclass``) it applies to.
+        target: the best value of a metric that is best at a point (calibration: 1), else None.
+        needs_groups: the function takes each row's group id (``evaluation.group_by``) as a third argument.
+    """
+
+    function: Callable[..., float]
     higher_is_better: bool
     kinds: tuple[str, ...]
+    target: float | None = None
+    needs_groups: bool = False
+
+    @property
+    def direction(self) -> Literal["max", "min", "target"]:
+        """``max`` or ``min`` for a monotone metric, ``target`` for one best at ``target``."""
+        if self.target is not None:
+            return "target"
+        return "max" if self.higher_is_better else "min"
 
 
 METRICS: dict[str, Metric] = {
     "auc": Metric(auc, True, ("binary",)),
+    "gauc": Metric(gauc, True, ("binary",), needs_groups=True),
     "logloss": Metric(logloss, False, ("binary",)),
+    "calibration": Metric(calibration, False, ("binary", "regression"), target=1.0),
+    "ece": Metric(ece, False, ("binary",)),
     "rmse": Metric(rmse, False, ("regression",)),
     "mae": Metric(mae, False, ("regression",)),
+    "xauc": Metric(xauc, True, ("regression",)),
     "accuracy": Metric(accuracy, True, ("multiclass",)),
     "cross_entropy": Metric(cross_entropy, False, ("multiclass",)),
 }

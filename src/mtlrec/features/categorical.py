@@ -61,7 +61,13 @@ class CategoricalEncoder:
             return self
         counts = pc.value_counts(pc.drop_null(column))
         values = counts.field("values").to_numpy(zero_copy_only=False).astype(str)
-        frequency = counts.field("counts").to_numpy()
+        return self.fit_counts(values, counts.field("counts").to_numpy())
+
+    def fit_counts(self, values: np.ndarray, frequency: np.ndarray) -> CategoricalEncoder:
+        """Learn the vocabulary from distinct values (V,) str and their counts (V,) int (e.g. merged
+        over a streamed pass): the same result as :meth:`fit` on the column they were counted in."""
+        if self.hash_buckets is not None:
+            return self
         keep = frequency >= self.min_count
         values, frequency = values[keep], frequency[keep]
         order = np.lexsort((values, -frequency))  # most frequent first, then by value

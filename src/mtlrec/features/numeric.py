@@ -16,6 +16,12 @@ def column_to_float(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
 
 
+def quantile_boundaries(values: np.ndarray, buckets: int) -> list[float]:
+    """The distinct ``i / buckets`` quantiles (i = 1 .. buckets-1) of ``values`` (N,): bucket boundaries."""
+    quantiles = np.quantile(values, np.arange(1, buckets) / buckets) if values.size else []
+    return np.unique(np.asarray(quantiles, dtype=np.float64)).tolist()
+
+
 class NumericEncoder:
     """Turns a numeric column into a standardised float, or into a bucket id when ``buckets`` is set.
 
@@ -72,19 +78,18 @@ class NumericEncoder:
             self.fill_ = float(statistic(finite)) if finite.size else 0.0
         else:
             self.fill_ = float(self.fill_value)
-        shaped = self._shape(values)
+        shaped = self.shape(values)
         self.mean_ = float(shaped.mean()) if shaped.size else 0.0
         std = float(shaped.std()) if shaped.size else 0.0
         self.std_ = std if std > 1e-12 else 1.0
         if self.buckets is not None:
-            quantiles = np.quantile(shaped, np.arange(1, self.buckets) / self.buckets) if shaped.size else []
-            self.boundaries_ = np.unique(np.asarray(quantiles, dtype=np.float64)).tolist()
+            self.boundaries_ = quantile_boundaries(shaped, self.buckets)
         return self
 
     def transform(self, column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """(N,) float32 standardised values, or (N,) int64 bucket ids when bucketised."""
         self._check_fitted()
-        shaped = self._shape(column_to_float(column))
+        shaped = self.shape(column_to_float(column))
         if self.boundaries_ is not None:
             return np.searchsorted(np.asarray(self.boundaries_), shaped, side="right").astype(np.int64) + FIRST_ID
         if self.standardize:
@@ -124,7 +129,8 @@ class NumericEncoder:
         encoder.boundaries_ = state["boundaries"]
         return encoder
 
-    def _shape(self, values: np.ndarray) -> np.ndarray:
+    def shape(self, values: np.ndarray) -> np.ndarray:
+        """Fill non-finite values with the fitted fill, then apply the signed log1p if set (N,) → (N,)."""
         values = np.where(np.isfinite(values), values, self.fill_)
         if self.log1p:
             values = np.sign(values) * np.log1p(np.abs(values))

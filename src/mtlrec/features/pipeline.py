@@ -114,8 +114,10 @@ class FeaturePipeline:
                 scaled[:, index] = spec.rule.scale(labels[:, index])
         return scaled
 
-    def transform_features(self, table: pa.Table, source: str) -> tuple[np.ndarray, np.ndarray]:
-        """Encode inputs: ids (N, F) int64 and dense (N, Dd) float32; logs filled missing values."""
+    def transform_features(
+        self, table: pa.Table | pa.RecordBatch, source: str, log_missing: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Encode inputs: ids (N, F) int64 and dense (N, Dd) float32; logs filled missing values (if asked)."""
         rows = table.num_rows
         ids = np.empty((rows, len(self.id_features)), dtype=np.int64)
         dense = np.empty((rows, len(self.dense_features)), dtype=np.float32)
@@ -123,7 +125,8 @@ class FeaturePipeline:
             ids[:, index] = feature.encoder.transform(table.column(feature.column))
         for index, feature in enumerate(self.dense_features):
             dense[:, index] = feature.encoder.transform(table.column(feature.column))
-        self._log_missing(table, source)
+        if log_missing:
+            self._log_missing(table, source)
         return ids, dense
 
     def transform_labels(self, table: pa.Table, source: str) -> np.ndarray:

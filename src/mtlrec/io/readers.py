@@ -64,6 +64,7 @@ def iter_record_batches(
     csv_format: CsvFormat | None = None,
     batch_rows: int = 65536,
     report: ReadReport | None = None,
+    row_groups: list[int] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream record batches holding exactly ``columns`` (name → wanted Arrow type), in that order.
 
@@ -74,6 +75,7 @@ def iter_record_batches(
         csv_format: CSV options.
         batch_rows: about how many rows per batch.
         report: filled with counts of skipped malformed rows.
+        row_groups: Parquet only: read just these row groups (all when None).
 
     Raises:
         DataError: missing file, missing column, malformed row or a value of the wrong type.
@@ -83,7 +85,7 @@ def iter_record_batches(
         raise DataError(f"data file not found: {path}")
     file_format = file_format or infer_format(path)
     if file_format == "parquet":
-        yield from _iter_parquet(path, columns, batch_rows)
+        yield from _iter_parquet(path, columns, batch_rows, row_groups)
     else:
         yield from _iter_csv(path, columns, csv_format or CsvFormat(), batch_rows, report or ReadReport())
 
@@ -102,14 +104,16 @@ def read_table(
     return pa.Table.from_batches(batches, schema=schema)
 
 
-def _iter_parquet(path: Path, columns: dict[str, pa.DataType], batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _iter_parquet(
+    path: Path, columns: dict[str, pa.DataType], batch_rows: int, row_groups: list[int] | None = None
+) -> Iterator[pa.RecordBatch]:
     try:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
     available = parquet.schema_arrow.names
     _check_columns_present(path, columns, available)
-    for batch in parquet.iter_batches(batch_size=batch_rows, columns=list(columns)):
+    for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=row_groups, columns=list(columns)):
         arrays = [_cast_column(path, name, batch.column(name), dtype) for name, dtype in columns.items()]
         yield pa.RecordBatch.from_arrays(arrays, names=list(columns))
 

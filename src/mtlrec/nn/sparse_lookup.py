@@ -23,10 +23,10 @@ def distinct_rows(rows: torch.Tensor, table_rows: int) -> tuple[torch.Tensor, to
     """
     if table_rows > MARKING_MAX_ROWS_PER_LOOKUP * rows.numel():
         return torch.unique(rows, return_inverse=True)
-    slot = torch.zeros(table_rows, dtype=torch.long)
+    slot = torch.zeros(table_rows, dtype=torch.long, device=rows.device)
     slot[rows] = 1
     unique = slot.nonzero().squeeze(1)
-    slot[unique] = torch.arange(unique.numel())
+    slot[unique] = torch.arange(unique.numel(), device=rows.device)
     return unique, slot[rows]
 
 

@@ -1,4 +1,4 @@
-"""Early stopping on a validation metric."""
+"""Early stopping on a validation criterion, optionally subject to constraints."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from typing import Any
 
 
 class EarlyStopping:
-    """Tracks the best value of a metric and stops after ``patience`` epochs without improvement.
+    """Tracks the best value of a criterion and stops after ``patience`` epochs without improvement.
+
+    With constraints, epochs compare lexicographically: one that meets the constraints (``feasible``)
+    always beats one that does not; otherwise the values compare (by more than ``min_delta``). A NaN
+    value never improves.
 
     Args:
         higher_is_better: direction of the metric.
@@ -21,16 +25,22 @@ class EarlyStopping:
         self.min_delta = min_delta
         self.best: float | None = None
         self.best_epoch = -1
+        self.best_feasible = True
         self.epochs_without_improvement = 0
 
-    def update(self, value: float, epoch: int) -> bool:
-        """Record an epoch's value; True when it is the new best."""
-        improved = not math.isnan(value) and (
-            self.best is None
-            or (value > self.best + self.min_delta if self.higher_is_better else value < self.best - self.min_delta)
-        )
+    def update(self, value: float, epoch: int, feasible: bool = True) -> bool:
+        """Record an epoch's value and whether it meets the constraints; True when it is the new best."""
+        if math.isnan(value):
+            improved = False
+        elif self.best is None or feasible != self.best_feasible:
+            improved = self.best is None or feasible
+        elif self.higher_is_better:
+            improved = value > self.best + self.min_delta
+        else:
+            improved = value < self.best - self.min_delta
         if improved:
             self.best, self.best_epoch, self.epochs_without_improvement = value, epoch, 0
+            self.best_feasible = feasible
         else:
             self.epochs_without_improvement += 1
         return improved
@@ -43,9 +53,11 @@ class EarlyStopping:
         return {
             "best": self.best,
             "best_epoch": self.best_epoch,
+            "best_feasible": self.best_feasible,
             "epochs_without_improvement": self.epochs_without_improvement,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch = state["best"], state["best_epoch"]
         self.epochs_without_improvement = state["epochs_without_improvement"]
+        self.best_feasible = state.get("best_feasible", True)  # checkpoints from before constraints existed

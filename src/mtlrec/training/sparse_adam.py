@@ -47,7 +47,9 @@ class RowSparseAdam(torch.optim.Optimizer):
                 if not state:
                     state["step"] = torch.zeros((), dtype=torch.float64)
                     # first and second moments side by side: one gather and one scatter per step
-                    state["moments"] = torch.zeros(param.shape[0], 2, param.shape[1], dtype=param.dtype)
+                    state["moments"] = torch.zeros(
+                        param.shape[0], 2, param.shape[1], dtype=param.dtype, device=param.device
+                    )
                 state["step"] += 1
                 step = state["step"].item()
                 moments = state["moments"].index_select(0, rows)  # (U, 2, E)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,15 +11,19 @@ import torch
 from torch import nn
 
 from mtlrec.batch import Batch, EncodedData
-from mtlrec.evaluation import evaluate
+from mtlrec.evaluation.selection import SelectionCriterion
 from mtlrec.io import atomic_write
 from mtlrec.losses import Loss, task_losses
 from mtlrec.run_files import RunFiles
 from mtlrec.training.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from mtlrec.training.diagnostics import DiagnosticsRecorder
+from mtlrec.training.distributed import DistributedContext, evaluate_sharded
 from mtlrec.training.early_stopping import EarlyStopping
+from mtlrec.training.grad_sync import GradientSync
 from mtlrec.training.optim import CompositeOptimizer
 from mtlrec.training.progress import EpochProgress
 from mtlrec.training.schedule import lr_factor
+from mtlrec.training.sources import InMemorySource, TrainSource
 from mtlrec.weighting import WeightingStrategy
 
 log = logging.getLogger("mtlrec.train")
@@ -28,7 +31,7 @@ log = logging.getLogger("mtlrec.train")
 
 @dataclass
 class TrainSettings:
-    """Loop settings. ``selection`` is the validation (task, metric) used for early stopping/model selection."""
+    """Loop settings. ``selection`` is the validation criterion of early stopping/model selection (None: last epoch)."""
 
     epochs: int
     batch_size: int
@@ -37,7 +40,7 @@ class TrainSettings:
     log_every: int = 200
     lr_schedule: str = "constant"
     warmup_steps: int = 0
-    selection: tuple[str, str] | None = None
+    selection: SelectionCriterion | None = None
     patience: int | None = None
     min_delta: float = 0.0
     higher_is_better: bool = True
@@ -64,6 +67,10 @@ class Trainer:
         metric_names: {task: metric names} computed on validation each epoch.
         settings: loop settings.
         files: the run directory (checkpoints, best weights, history).
+        diagnostics: optional hook sampling gradient cosines, gate and loss weights (``diagnostics.json``).
+        context: the data-parallel rank and device (default: one process on the CPU). With several
+            ranks, gradients are averaged after the strategy's backward (``GradientSync``), validation
+            is scored in shares, and only rank 0 writes files.
     """
 
     def __init__(
@@ -75,57 +82,92 @@ class Trainer:
         metric_names: dict[str, list[str]],
         settings: TrainSettings,
         files: RunFiles,
+        diagnostics: DiagnosticsRecorder | None = None,
+        context: DistributedContext | None = None,
     ):
         self.model, self.losses, self.strategy, self.optimizer = model, losses, strategy, optimizer
+        self.context = context or DistributedContext()
+        self.device = self.context.device
+        self.sync = None
+        if self.context.enabled:
+            parameters = [*model.parameters(), *strategy.parameters()]
+            buffers = [*model.buffers(), *strategy.buffers()]
+            self.sync = GradientSync(parameters, model.embedding_parameters(), buffers, self.device)
         untrained = model.untrained_tasks()
         self.train_losses = {task: loss for task, loss in losses.items() if task not in untrained}
         self.metric_names, self.settings, self.files = metric_names, settings, files
         self.shared_parameters = list(model.shared_parameters())
         self.bf16 = settings.precision == "bf16"
-        if self.bf16 and not torch.cpu._is_avx512_bf16_supported():
+        if self.bf16 and self.device.type == "cpu" and not torch.cpu._is_avx512_bf16_supported():
             log.warning("train.precision bf16: this CPU has no native bf16 (avx512_bf16); expect it to be slower")
         patience = settings.patience if settings.selection else None
         self.stopper = EarlyStopping(settings.higher_is_better, patience or settings.epochs + 1, settings.min_delta)
         self.history: list[dict[str, Any]] = []
+        self.diagnostics = diagnostics
 
     def train_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step; returns the detached loss vector (T,) and the loss weights used (T,)."""
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+        sampled = self.diagnostics is not None and self.diagnostics.start_step()
+        batch = batch.to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.model(batch.ids, batch.dense)
         if self.bf16:
             logits = {task: value.float() for task, value in logits.items()}
         losses = task_losses(logits, batch.labels, self.train_losses, batch.weights)
+        if sampled:
+            self.diagnostics.observe_losses(losses)
         self.optimizer.zero_grad()
         weights = self.strategy.backward(
             losses, self.shared_parameters, self.model.auxiliary_loss(logits), self.model.shared_representation()
         )
+        if sampled:
+            self.diagnostics.observe_weights(weights)
+        if self.sync is not None:
+            self.sync(len(batch))
         self.optimizer.step()
         return losses.detach(), weights.detach()
 
-    def train_epoch(self, data: EncodedData, epoch: int) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """One pass in a seeded random order; returns mean losses (T,), mean loss weights (T,) and samples/s."""
+    def train_epoch(self, data: EncodedData | TrainSource, epoch: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """One pass in a seeded random order; returns mean losses (T,), mean loss weights (T,) and samples/s.
+
+        With several ranks the means are over every rank's rows and samples/s is their sum.
+        """
         self.model.train()
-        generator = torch.Generator().manual_seed(self.settings.seed * 1_000_003 + epoch)
-        steps = math.ceil(len(data) / self.settings.batch_size)
+        source = self._source(data)
+        steps = source.steps(epoch)
         progress = EpochProgress(
             epoch, self.settings.epochs, steps, self.settings.log_every, self.settings.show_progress_bar
         )
-        total = torch.zeros(len(self.train_losses))
-        total_weights = torch.zeros(len(self.train_losses))
+        total = torch.zeros(len(self.train_losses), device=self.device)
+        total_weights = torch.zeros(len(self.train_losses), device=self.device)
+        rows = 0
         total_steps = steps * self.settings.epochs
-        for step, batch in enumerate(data.batches(self.settings.batch_size, shuffle=True, generator=generator)):
+        for step, batch in enumerate(source.epoch(epoch)):
             self.optimizer.scale_lr(
                 lr_factor(self.settings.lr_schedule, epoch * steps + step, total_steps, self.settings.warmup_steps)
             )
             losses, weights = self.train_step(batch)
             total += losses * len(batch)
-            total_weights += weights * len(batch)
+            total_weights += weights.to(total) * len(batch)
+            rows += len(batch)
             progress.update(len(batch), losses.sum())
-        return total / len(data), total_weights / len(data), progress.close()
+        speed = progress.close()
+        sums = torch.cat([total.double().cpu(), total_weights.double().cpu(), torch.tensor([rows, speed])])
+        sums = self.context.all_reduce_sum(sums.double())
+        count, tasks = max(float(sums[-2]), 1.0), len(self.train_losses)
+        return (sums[:tasks] / count).float(), (sums[tasks : 2 * tasks] / count).float(), float(sums[-1])
 
-    def fit(self, train: EncodedData, valid: EncodedData | None, resume: bool = False) -> TrainResult:
+    def _source(self, data: EncodedData | TrainSource) -> TrainSource:
+        if not isinstance(data, EncodedData):
+            return data
+        context = self.context
+        return InMemorySource(data, self.settings.batch_size, self.settings.seed, context.rank, context.world_size)
+
+    def fit(self, train: EncodedData | TrainSource, valid: EncodedData | None, resume: bool = False) -> TrainResult:
         """Train for the configured epochs (stopping early on the validation metric); keep the best weights."""
         start_epoch = self._resume() if resume else 0
+        if self.diagnostics is not None:
+            self.diagnostics.begin(train, start_epoch)
         if self.stopper.should_stop:
             start_epoch = self.settings.epochs
         for epoch in range(start_epoch, self.settings.epochs):
@@ -138,25 +180,36 @@ class Trainer:
                 "samples_per_second": round(speed, 1),
             }
             if valid is not None:
-                record["valid"] = evaluate(
-                    self.model, valid, self.losses, self.metric_names, self.settings.eval_batch_size
+                record["valid"] = evaluate_sharded(
+                    self.model, valid, self.losses, self.metric_names, self.settings.eval_batch_size, self.context
                 )
-            improved = self.stopper.update(self._selection_value(record), epoch)
-            if improved:
+            value, constraints_met = self._selection_value(record)
+            improved = self.stopper.update(value, epoch, constraints_met)
+            if improved and self.context.is_main:
                 save_weights(self.model, self.files.weights)
             self.history.append(record)
             self._log_epoch(record, improved)
-            self._save_checkpoint(epoch)
+            if self.diagnostics is not None:
+                self.diagnostics.end_epoch(record)
+            if self.context.is_main:
+                self._save_checkpoint(epoch)
             if self.stopper.should_stop:
                 log.info("early stopping after epoch %d (best epoch %d)", epoch + 1, self.stopper.best_epoch + 1)
                 break
+        if not self.stopper.best_feasible:
+            log.warning(
+                "no epoch met the selection constraints (%s); selected epoch %d by the criterion alone",
+                self.settings.selection.describe(),
+                self.stopper.best_epoch + 1,
+            )
         return TrainResult(self.stopper.best_epoch, self.stopper.best, self.history)
 
-    def _selection_value(self, record: dict[str, Any]) -> float:
+    def _selection_value(self, record: dict[str, Any]) -> tuple[float, bool]:
+        """The epoch's criterion value and whether it meets the constraints; records both as ``selection``."""
         if self.settings.selection is None or "valid" not in record:
-            return float(record["epoch"]) if self.settings.higher_is_better else -float(record["epoch"])
-        task, metric = self.settings.selection
-        return record["valid"][task][metric]
+            return (float(record["epoch"]) if self.settings.higher_is_better else -float(record["epoch"])), True
+        record["selection"] = self.settings.selection.evaluate(record["valid"])
+        return record["selection"]["criterion"], record["selection"]["constraints_met"]
 
     def _log_epoch(self, record: dict[str, Any], improved: bool) -> None:
         losses = " ".join(f"{task}={value:.4f}" for task, value in record["train_loss"].items())
@@ -166,6 +219,9 @@ class Trainer:
             for task, values in record.get("valid", {}).items()
             for name, value in values.items()
         )
+        if "selection" in record:
+            met = "" if record["selection"]["constraints_met"] else " (constraints not met)"
+            valid += f" | criterion {record['selection']['criterion']:.4f}{met}"
         log.info(
             "epoch %d: train loss %s | loss weights %s | valid %s | %.0f samples/s%s",
             record["epoch"],

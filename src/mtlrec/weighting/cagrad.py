@@ -45,7 +45,7 @@ def cagrad_coefficients(gram: torch.Tensor, c: float) -> torch.Tensor:
     is one of them (S = the tasks attaining the min there), so this is exact for small T (2^T − 1 subsets).
     """
     num_tasks = gram.shape[0]
-    mean = torch.full((num_tasks,), 1.0 / num_tasks, dtype=gram.dtype)
+    mean = torch.full((num_tasks,), 1.0 / num_tasks, dtype=gram.dtype, device=gram.device)
     values, vectors = torch.linalg.eigh(gram)
     keep = values > 1e-10 * values.max()
     if c == 0 or not keep.any():
@@ -54,10 +54,11 @@ def cagrad_coefficients(gram: torch.Tensor, c: float) -> torch.Tensor:
     points = vectors[:, keep] * values[keep].sqrt()  # (T, k): g_t in that basis
     center = mean @ points  # g0
     radius = c * center.norm()
-    subsets = torch.tensor(list(itertools.product([False, True], repeat=num_tasks))[1:])  # (S, T)
+    subsets = torch.tensor(list(itertools.product([False, True], repeat=num_tasks))[1:], device=gram.device)  # (S, T)
     first = subsets.int().argmax(dim=1)
     rows = (points - points[first][:, None]) * subsets[..., None]  # (S, T, k): g_i − g_s for i in the subset
-    projector = torch.eye(points.shape[1], dtype=gram.dtype) - torch.linalg.pinv(rows) @ rows  # onto {rows x = 0}
+    identity = torch.eye(points.shape[1], dtype=gram.dtype, device=gram.device)
+    projector = identity - torch.linalg.pinv(rows) @ rows  # onto {rows x = 0}
     foot = projector @ center  # nearest point of the subspace to g0
     slack = radius**2 - (center - foot).pow(2).sum(dim=1)
     ascent = projector @ points[first][..., None]  # (S, k, 1): g_s within the subspace

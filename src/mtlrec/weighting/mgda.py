@@ -61,14 +61,14 @@ def min_norm_weights(gram: torch.Tensor, max_iterations: int = 250, tolerance: f
     """argmin over the simplex of αᵀ M α for a Gram matrix M (T, T) → α (T,)."""
     num_tasks = gram.shape[0]
     if num_tasks == 1:
-        return torch.ones(1, dtype=gram.dtype)
+        return torch.ones(1, dtype=gram.dtype, device=gram.device)
     if num_tasks == 2:
         denominator = gram[0, 0] + gram[1, 1] - 2 * gram[0, 1]  # ‖g_1 − g_2‖²
         if denominator <= 1e-12 * (gram[0, 0] + gram[1, 1]):  # equal gradients: any weights
-            return torch.full((2,), 0.5, dtype=gram.dtype)
+            return torch.full((2,), 0.5, dtype=gram.dtype, device=gram.device)
         gamma = ((gram[1, 1] - gram[0, 1]) / denominator).clamp(0.0, 1.0)  # argmin ‖γ g_1 + (1 − γ) g_2‖²
         return torch.stack([gamma, 1 - gamma])
-    weights = torch.full((num_tasks,), 1.0 / num_tasks, dtype=gram.dtype)
+    weights = torch.full((num_tasks,), 1.0 / num_tasks, dtype=gram.dtype, device=gram.device)
     threshold = tolerance * float(gram.diagonal().max())
     for _ in range(max_iterations):
         product = gram @ weights  # (Mα)_t = g_t · v for the current point v = Σ α_t g_t

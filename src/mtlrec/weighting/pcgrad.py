@@ -42,7 +42,7 @@ class PCGrad(GradientWeighting):
 
 def projection_coefficients(gram: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
     """A (T, T) with g_i^PC = Σ_k A_ik g_k, from the Gram matrix (T, T) and T visiting orders (T, T)."""
-    coefficients = torch.eye(gram.shape[0], dtype=gram.dtype)
+    coefficients = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
     for i, order in enumerate(orders.tolist()):
         for j in order:
             if j == i or gram[j, j] <= 0:

@@ -90,7 +90,7 @@ def test_state_dict_round_trip_continues_identically():
     original = EarlyStopping(higher_is_better=True, patience=3, min_delta=0.01)
     run(original, values[:4])
     state = original.state_dict()
-    assert state == {"best": 0.5, "best_epoch": 1, "epochs_without_improvement": 2}
+    assert state == {"best": 0.5, "best_epoch": 1, "best_feasible": True, "epochs_without_improvement": 2}
 
     restored = EarlyStopping(higher_is_better=True, patience=3, min_delta=0.01)
     restored.load_state_dict(state)

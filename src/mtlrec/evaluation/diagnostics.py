@@ -1,0 +1,136 @@
+"""Diagnostics of multi-task training as pure functions: label correlation, gradient cosines, gate statistics.
+
+* Label correlation: Pearson's r of every pair of tasks' labels, the usual first answer to "how
+  related are my tasks?" (the MMoE paper, Ma et al., KDD 2018, Sec. 4, controls exactly this
+  quantity in its synthetic data and shows that MMoE's gain grows as it falls).
+* Gradient cosine: cos(g_i, g_j) of the tasks' gradients on the shared parameters; negative values
+  are the conflicting gradients that PCGrad (Yu et al., NeurIPS 2020) projects away.
+* Gate statistics: per gate, the batch mean weight of each expert and the mean entropy of the
+  weights; with the alarms for the expert collapse / dead experts that MMoE-style gates are prone to
+  (the "gate polarization" of Tang et al., RecSys 2020, PLE, Sec. 5.3 / Fig. 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def label_correlation(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson correlation of every pair of label columns, over the rows where both labels are present.
+
+    Args:
+        labels: (N, T) labels, NaN where a task has none (a missing label, or a row outside the
+            task's sample space).
+
+    Returns:
+        (T, T) correlations (NaN where the pair has fewer than 2 common rows or a label is constant
+        on them) and the (T, T) int64 counts of common rows.
+    """
+    values = np.asarray(labels, dtype=np.float64)
+    present = ~np.isnan(values)
+    num_tasks = values.shape[1]
+    pearson = np.full((num_tasks, num_tasks), np.nan)
+    rows = np.zeros((num_tasks, num_tasks), dtype=np.int64)
+    for i in range(num_tasks):
+        for j in range(i, num_tasks):
+            both = present[:, i] & present[:, j]
+            rows[i, j] = rows[j, i] = int(both.sum())
+            if rows[i, j] < 2:
+                continue
+            x, y = values[both, i], values[both, j]
+            x, y = x - x.mean(), y - y.mean()
+            scale = np.sqrt(np.dot(x, x) * np.dot(y, y))
+            if scale > 0:
+                pearson[i, j] = pearson[j, i] = np.clip(np.dot(x, y) / scale, -1.0, 1.0)
+    return pearson, rows
+
+
+def cosine_matrix(grads: torch.Tensor) -> torch.Tensor:
+    """Pairwise cosine similarity of per-task gradients.
+
+    Args:
+        grads: (T, P) gradients, one row per task.
+
+    Returns:
+        (T, T) float64 cosines; NaN in the rows and columns of a task whose gradient is zero.
+    """
+    grads = grads.detach().to(torch.float64)
+    norms = grads.norm(dim=1)
+    cosines = (grads @ grads.T) / torch.outer(norms, norms)
+    cosines.fill_diagonal_(1.0)
+    zero = norms == 0
+    cosines[zero, :] = float("nan")
+    cosines[:, zero] = float("nan")
+    return cosines.clamp(-1.0, 1.0)
+
+
+def gate_statistics(weights: torch.Tensor) -> tuple[list[float], float]:
+    """The batch mean of a gate's weights per expert and the batch mean of their entropy.
+
+    Args:
+        weights: (B, E) mixture weights, rows summing to 1.
+
+    Returns:
+        the (E,) mean weights and the mean entropy −Σ_e g_e ln g_e in nats (0: one expert takes all,
+        ln E: evenly spread).
+    """
+    weights = weights.detach().to(torch.float64)
+    entropy = -torch.special.xlogy(weights, weights).sum(dim=1).mean()
+    return weights.mean(dim=0).tolist(), float(entropy)
+
+
+@dataclass(frozen=True)
+class GateSummary:
+    """One gate's statistics.
+
+    Attributes:
+        level: the level of the experts it weighs ('' for a one-level architecture).
+        experts: names of the experts its columns weigh (the same name in a level is the same expert).
+        mean: (E,) mean weight per expert.
+        entropy: mean entropy of its weights (nats).
+    """
+
+    level: str
+    experts: list[str]
+    mean: list[float]
+    entropy: float
+
+
+def expert_alarms(gates: Mapping[str, GateSummary], collapse_share: float, dead_share: float) -> list[dict[str, Any]]:
+    """Collapsed gates and dead experts.
+
+    A gate has *collapsed* when one expert's mean share is ≥ ``collapse_share`` (gates over a single
+    expert are skipped); an expert is *dead* when its largest mean share over every gate of its
+    level that can weigh it is ≤ ``dead_share``.
+
+    Returns:
+        alarms as plain dicts: ``{"kind": "collapse", "gate", "level", "expert", "share"}`` or
+        ``{"kind": "dead", "level", "expert", "share"}`` (the largest share it gets).
+    """
+    alarms: list[dict[str, Any]] = []
+    best: dict[tuple[str, str], float] = {}
+    for name, gate in gates.items():
+        top = int(np.argmax(gate.mean))
+        if len(gate.mean) > 1 and gate.mean[top] >= collapse_share:
+            alarm = {"kind": "collapse", "gate": name, "level": gate.level, "expert": gate.experts[top]}
+            alarms.append({**alarm, "share": gate.mean[top]})
+        for expert, share in zip(gate.experts, gate.mean):
+            key = (gate.level, expert)
+            best[key] = max(best.get(key, 0.0), share)
+    for (level, expert), share in best.items():
+        if share <= dead_share:
+            alarms.append({"kind": "dead", "level": level, "expert": expert, "share": share})
+    return alarms
+
+
+def alarm_message(alarm: Mapping[str, Any]) -> str:
+    """One line describing an alarm of ``expert_alarms``."""
+    where = f"{alarm['level']}." if alarm["level"] else ""
+    if alarm["kind"] == "collapse":
+        return f"gate '{alarm['gate']}' gives expert {where}{alarm['expert']} {alarm['share']:.1%} of its weight"
+    return f"expert {where}{alarm['expert']} gets at most {alarm['share']:.2%} of any gate's weight"

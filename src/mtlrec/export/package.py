@@ -1,0 +1,185 @@
+"""Export a trained model as an artifact: build the scoring graph, export, check parity, write atomically."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import platform
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import mtlrec
+from mtlrec.errors import ExportError
+from mtlrec.export.artifact import FEATURES, FORMAT_NAME, FORMAT_VERSION, write_artifact_dir
+from mtlrec.export.exporters import EXPORTERS, MODEL_FILES
+from mtlrec.export.fusion import Fusion
+from mtlrec.export.parity import ParityResult, check_parity
+from mtlrec.export.runtime import RUNTIMES
+from mtlrec.export.scoring import FUSED_OUTPUT, ScoringModel
+from mtlrec.features import ClassLabel, FeaturePipeline, RegressionLabel
+from mtlrec.io import CsvFormat
+from mtlrec.losses import Loss
+
+log = logging.getLogger(__name__)
+
+
+def scoring_model(
+    model: nn.Module, losses: dict[str, Loss], pipeline: FeaturePipeline, fusion: Fusion | None
+) -> ScoringModel:
+    """The model with each task's link (``Loss.predict``) and the fusion (default: the first single-score task).
+
+    Raises:
+        ExportError: the fusion names a task that is unknown or multi-class, or no task gives one score per row.
+    """
+    output_dims = {spec.task: len(spec.rule.classes) for spec in pipeline.labels if isinstance(spec.rule, ClassLabel)}
+    if fusion is None:
+        single = [task for task in pipeline.task_names if task not in output_dims]
+        if not single:
+            raise ExportError("every task is multi-class; a fused score needs a binary or regression task")
+        fusion = Fusion.first(single[0])
+    try:
+        return ScoringModel(model, {task: loss.predict for task, loss in losses.items()}, fusion, output_dims)
+    except ValueError as exc:
+        raise ExportError(f"cannot export: {exc}") from None
+
+
+def export_artifact(
+    scoring: ScoringModel,
+    pipeline: FeaturePipeline,
+    ids: np.ndarray,
+    dense: np.ndarray,
+    target: str | Path,
+    model_format: str = "onnx",
+    csv_format: CsvFormat | None = None,
+    run_name: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Export ``scoring`` into the artifact directory ``target`` and return its manifest.
+
+    The exported file is loaded back and compared with the eager model on the encoded rows
+    (``ids`` (N, F) int64, ``dense`` (N, Dd) float32; see :mod:`mtlrec.export.parity`); if they
+    disagree, nothing is written.
+
+    Args:
+        scoring: from :func:`scoring_model`.
+        pipeline: the fitted pipeline (saved as ``features.json``).
+        ids, dense: held-out rows for the parity check.
+        target: the artifact directory (created; replaced only with ``overwrite``).
+        model_format: ``onnx`` or ``torchscript``.
+        csv_format: how the run read CSV files (kept for batch prediction).
+        run_name: the run directory's name, for the manifest.
+
+    Raises:
+        ExportError: unknown format, no rows, or a failed parity check.
+        RunDirError: ``target`` exists (without ``overwrite``).
+    """
+    if model_format not in EXPORTERS:
+        raise ExportError(f"unknown export format {model_format!r}; choose one of {', '.join(EXPORTERS)}")
+    if len(ids) == 0:
+        raise ExportError("the parity check needs at least one row")
+    scoring.eval()
+    example = (torch.from_numpy(ids[:8]), torch.from_numpy(dense[:8]))
+
+    def fill(folder: Path) -> dict[str, Any]:
+        model_path = folder / MODEL_FILES[model_format]
+        info = EXPORTERS[model_format](scoring, example, model_path)
+        parity = check_parity(scoring, RUNTIMES[model_format](model_path), ids, dense)  # torch threads untouched
+        log.info(
+            "parity (%s, %d rows): max abs diff %.3g, scaled %.3g",
+            *(model_format, parity.rows, parity.max_abs_diff, parity.max_scaled_diff),
+        )
+        if not parity.passed:
+            raise ExportError(
+                f"parity check failed: the exported {model_format} model differs from the eager model by "
+                f"{parity.max_scaled_diff:.3g} (output '{parity.worst_output}', tolerance {parity.tolerance:g}); "
+                "nothing was written"
+            )
+        pipeline.save(folder / FEATURES)
+        return _manifest(scoring, pipeline, model_format, info, parity, csv_format, run_name)
+
+    return write_artifact_dir(target, fill, overwrite)
+
+
+def _manifest(
+    scoring: ScoringModel,
+    pipeline: FeaturePipeline,
+    model_format: str,
+    info: dict[str, Any],
+    parity: ParityResult,
+    csv_format: CsvFormat | None,
+    run_name: str | None,
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "run": run_name,
+        "versions": _versions(),
+        "model": {"format": model_format, "file": MODEL_FILES[model_format], **info},
+        "inputs": {
+            "ids": {
+                "dtype": "int64",
+                "shape": ["batch", len(pipeline.id_features)],
+                "features": [f.name for f in pipeline.id_features],
+            },
+            "dense": {
+                "dtype": "float32",
+                "shape": ["batch", len(pipeline.dense_features)],
+                "features": [f.name for f in pipeline.dense_features],
+            },
+        },
+        "columns": {name: str(dtype) for name, dtype in pipeline.column_types(include_labels=False).items()},
+        "csv": asdict(csv_format or CsvFormat()),
+        "outputs": scoring.output_names,
+        "tasks": _tasks(scoring, pipeline),
+        "fusion": {**scoring.fusion.to_dict(), "output": FUSED_OUTPUT},
+        "parity": parity.to_dict(),
+    }
+
+
+_SCORE_UNITS = {"binary": "probability", "regression": "value in the label's unit", "multiclass": "class probabilities"}
+
+
+def _tasks(scoring: ScoringModel, pipeline: FeaturePipeline) -> list[dict[str, Any]]:
+    untrained = scoring.model.untrained_tasks() if hasattr(scoring.model, "untrained_tasks") else frozenset()
+    tasks = []
+    for spec in pipeline.labels:
+        rule = spec.rule
+        kind = "binary"
+        if isinstance(rule, ClassLabel):
+            kind = "multiclass"
+        elif isinstance(rule, RegressionLabel):
+            kind = "regression"
+        transformed = isinstance(rule, RegressionLabel) and rule.transformed
+        tasks.append(
+            {
+                "name": spec.task,
+                "kind": kind,
+                "output": spec.task,
+                "score": _SCORE_UNITS[kind],
+                "trained": spec.task not in untrained,  # False: evaluation only (ESMM's CVR)
+                "classes": rule.classes if isinstance(rule, ClassLabel) else None,
+                "label_transform": rule.to_dict() if transformed else None,
+            }
+        )
+    return tasks
+
+
+def _versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {
+        "mtlrec": mtlrec.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+    for name in ("onnx", "onnxruntime", "pyarrow"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            versions[name] = None
+    return versions

@@ -1,0 +1,155 @@
+"""Predictor: load an artifact (checked by sha256) and score Arrow tables with it.
+
+The one path from raw rows to scores for batch prediction and the HTTP server: raw columns →
+``FeaturePipeline.transform_features`` (vectorised; unseen categories map to OOV) → the exported
+graph → {task: score, ..., "score": fused}.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mtlrec.errors import DataError, RunDirError
+from mtlrec.export import FEATURES, RUNTIMES, read_manifest
+from mtlrec.features import FeaturePipeline
+from mtlrec.io import CsvFormat
+
+
+class Predictor:
+    """Scores rows with an exported artifact. Build it with :meth:`Predictor.load`.
+
+    Args:
+        root: the artifact directory.
+        manifest: its verified manifest.
+        pipeline: the fitted feature pipeline.
+        model: the exported graph, loaded (``OnnxRuntimeModel`` or ``TorchScriptModel``).
+    """
+
+    #: Rows per run of the exported graph: larger inputs are scored in slices (bounds the runtime's memory).
+    max_batch_rows = 16384
+
+    def __init__(self, root: Path, manifest: dict[str, Any], pipeline: FeaturePipeline, model: Any):
+        self.root, self.manifest, self.pipeline, self.model = root, manifest, pipeline, model
+        self.output_names: list[str] = list(manifest["outputs"])
+        self._columns = pipeline.column_types(include_labels=False)
+        self._class_counts = {t["name"]: len(t["classes"]) for t in manifest["tasks"] if t.get("classes")}
+
+    @classmethod
+    def load(cls, path: str | Path, threads: int | None = None) -> Predictor:
+        """Open the artifact in ``path``: check its format and every file's sha256, then load it.
+
+        Args:
+            path: the artifact directory (written by ``mtlrec export``).
+            threads: intra-op threads of the runtime (default: every available core).
+
+        Raises:
+            RunDirError: not an artifact, unknown format version, a missing or modified file.
+        """
+        root = Path(path)
+        manifest = read_manifest(root)
+        try:
+            model_format, model_file = manifest["model"]["format"], manifest["model"]["file"]
+            pipeline = FeaturePipeline.from_dict(json.loads((root / FEATURES).read_text()))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunDirError(f"{root}: malformed artifact ({type(exc).__name__}: {exc})") from None
+        if model_format not in RUNTIMES or not {model_file, FEATURES} <= set(manifest["files"]):
+            raise RunDirError(f"{root}: unknown model format {model_format!r}, or model/features not in the manifest")
+        model = RUNTIMES[model_format](root / model_file, threads)
+        graph_outputs = getattr(model, "output_names", manifest["outputs"])
+        if list(graph_outputs) != list(manifest["outputs"]):
+            raise RunDirError(f"{root}: the graph's outputs {graph_outputs} differ from the manifest's")
+        return cls(root, manifest, pipeline, model)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """JSON-safe description: tasks, inputs, raw columns, outputs, fusion, parity, model format and sha256."""
+        meta = {key: copy.deepcopy(value) for key, value in self.manifest.items() if key != "files"}
+        meta["model"]["sha256"] = self.manifest["files"][meta["model"]["file"]]
+        meta["files"] = dict(self.manifest["files"])
+        return meta
+
+    @property
+    def input_columns(self) -> dict[str, pa.DataType]:
+        """The raw columns a table must hold, and the Arrow type each is read as."""
+        return dict(self._columns)
+
+    @property
+    def task_names(self) -> list[str]:
+        """Task names, in output order (the fused ``"score"`` not included)."""
+        return [task["name"] for task in self.manifest["tasks"]]
+
+    @property
+    def csv_format(self) -> CsvFormat:
+        """How the run read CSV files (delimiter, null values, ...), for batch prediction."""
+        options = dict(self.manifest.get("csv") or {})
+        for key in ("column_names", "null_values"):
+            if options.get(key) is not None:
+                options[key] = tuple(options[key])
+        return CsvFormat(**options)
+
+    def conform(self, table: pa.Table, source: str = "input") -> pa.Table:
+        """The input columns of ``table`` with the types the encoders expect (casting where needed).
+
+        Raises:
+            DataError: a column is missing, or cannot be read as its type (the message names it).
+        """
+        missing = [name for name in self._columns if name not in table.column_names]
+        if missing:
+            raise DataError(
+                f"{source}: missing column(s) {', '.join(repr(m) for m in missing)}; "
+                f"the model needs {', '.join(self._columns)}"
+            )
+        arrays = [_cast(table.column(name), dtype, name, source) for name, dtype in self._columns.items()]
+        return pa.Table.from_arrays(arrays, names=list(self._columns))
+
+    def predict(self, table: pa.Table, source: str = "input", log_missing: bool = True) -> dict[str, np.ndarray]:
+        """Scores of every row: {task: (N,) or (N, C) class probabilities, ..., "score": (N,) fused}.
+
+        Args:
+            table: the raw input columns (extra columns are ignored).
+            source: how errors name the input (a file name, "request").
+            log_missing: log a warning per numeric column with missing values (filled); servers turn it off.
+
+        Raises:
+            DataError: a missing column or a value of the wrong type.
+        """
+        return self.score(*self.encode(table, source, log_missing))
+
+    def encode(self, table: pa.Table, source: str = "input", log_missing: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Model inputs of the raw rows: ids (N, F) int64, dense (N, Dd) float32 (see :meth:`predict`)."""
+        return self.pipeline.transform_features(self.conform(table, source), source, log_missing)
+
+    def score(self, ids: np.ndarray, dense: np.ndarray) -> dict[str, np.ndarray]:
+        """Outputs of encoded rows, run in slices of at most ``max_batch_rows`` (bounded memory)."""
+        rows = len(ids)
+        if rows == 0:
+            return {name: np.zeros((0, *self.output_shape(name)), np.float32) for name in self.output_names}
+        step = self.max_batch_rows
+        parts = [
+            self.model.run(ids[start : start + step], dense[start : start + step]) for start in range(0, rows, step)
+        ]
+        if len(parts) == 1:
+            return dict(zip(self.output_names, parts[0]))
+        return {name: np.concatenate([part[index] for part in parts]) for index, name in enumerate(self.output_names)}
+
+    def output_shape(self, name: str) -> tuple[int, ...]:
+        """Per-row shape of an output: () for a single score, (C,) for a multi-class task's probabilities."""
+        return (self._class_counts[name],) if name in self._class_counts else ()
+
+
+def _cast(column: pa.ChunkedArray, dtype: pa.DataType, name: str, source: str) -> pa.ChunkedArray:
+    if column.type == dtype:
+        return column
+    if pa.types.is_dictionary(column.type):
+        column = pc.cast(column, column.type.value_type)
+    try:
+        return pc.cast(column, dtype)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataError(f"{source}: column '{name}' of type {column.type} cannot be read as {dtype} ({exc})") from None

@@ -1,0 +1,226 @@
+"""Prediction requests: a JSON body → a validated Arrow table of raw input columns, built column-wise.
+
+A request is ``{"context": {column: value}, "candidates": [{column: value}, ...], "request_id": str}``.
+For each candidate and column the candidate's value wins over the context's (an explicit ``null``
+too). Rules, also stated in the README's "Serving" section:
+
+- every input column must be given, by the candidate or by the context; ``null`` means unknown and
+  is encoded like an empty cell of the training data (OOV id for categorical columns, the fill value
+  for numeric ones); a column given nowhere is an error, so a misspelt name never goes unnoticed;
+- keys that are not input columns are an error (``ignore_unknown=True`` drops them instead);
+- categorical columns take a JSON string or integer (an integer becomes its decimal text, as a CSV
+  cell would be read) and numeric columns a JSON number; anything else (booleans, arrays, objects,
+  strings for numbers) is an error naming the field, e.g. ``candidates[3].age``.
+
+Columns are converted by pyarrow in one call each; Python only walks the rows to pick each
+column's values out of the parsed JSON (and, on the error path, to find the offending value).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
+from typing import Any
+
+import pyarrow as pa
+
+from mtlrec.errors import RequestError
+
+TOP_LEVEL_KEYS = ("context", "candidates", "request_id")
+_SHOWN = 5  # how many names an error message lists before "..."
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    """A valid request: its (N, columns) raw input table and the client's request id, if any."""
+
+    table: pa.Table
+    request_id: str | None
+
+
+def decode_json(body: bytes) -> Any:
+    """Parse a request body; malformed JSON or text that is not UTF-8 raises a 400 RequestError."""
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise RequestError(400, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise RequestError(400, f"the body is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except RecursionError:
+        raise RequestError(400, "malformed JSON: nested too deeply") from None
+
+
+class RequestReader:
+    """Validates parsed request documents and builds the input table the predictor reads.
+
+    Args:
+        input_columns: raw column → Arrow type (``pa.string()`` categorical, ``pa.float64()`` numeric).
+        max_candidates: more candidates than this is a 413 error.
+        ignore_unknown: drop keys that are not input columns instead of rejecting the request.
+    """
+
+    def __init__(self, input_columns: dict[str, pa.DataType], max_candidates: int, ignore_unknown: bool = False):
+        self.input_columns = dict(input_columns)
+        self.max_candidates = max_candidates
+        self.ignore_unknown = ignore_unknown
+
+    def read(self, document: Any) -> ParsedRequest:
+        """Check a parsed body and build its table (N rows = candidates, one column per input column).
+
+        Raises:
+            RequestError: 413 for too many candidates, 422 naming the field for anything else invalid.
+        """
+        context, candidates, request_id = _split_document(document, self.max_candidates)
+        given = set().union(*candidates)  # every key at least one candidate gives
+        if not self.ignore_unknown:
+            self._check_unknown(context, candidates, given)
+        columns, missing = {}, []
+        for name in self.input_columns:
+            values = _values(name, context, candidates, given)
+            if values is None:
+                row = next(i for i, candidate in enumerate(candidates) if name not in candidate)
+                missing.append(f"candidates[{row}].{name}")
+            columns[name] = values
+        if missing:
+            raise RequestError(
+                422,
+                f"{_names(missing)}: missing; give every input column in the candidate or in the context "
+                "(null for an unknown value)",
+                missing,
+            )
+        arrays = [
+            _to_arrow(columns[name], dtype, _locator(name, candidates)) for name, dtype in self.input_columns.items()
+        ]
+        return ParsedRequest(pa.Table.from_arrays(arrays, names=list(self.input_columns)), request_id)
+
+    def _check_unknown(self, context: dict[str, Any], candidates: list[dict[str, Any]], given: set[str]) -> None:
+        fields = [f"context.{key}" for key in context if key not in self.input_columns]
+        unknown = given - self.input_columns.keys()
+        for row, candidate in enumerate(candidates):  # only reached with unknown keys: name each where first seen
+            if not unknown:
+                break
+            for key in [key for key in candidate if key in unknown]:
+                fields.append(f"candidates[{row}].{key}")
+                unknown.discard(key)
+        if fields:
+            known = _names(list(self.input_columns))
+            raise RequestError(422, f"{_names(fields)}: unknown column(s); the input columns are {known}", fields)
+
+
+def _split_document(document: Any, max_candidates: int) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
+    if not isinstance(document, dict):
+        raise RequestError(
+            422, f"the body must be a JSON object with {', '.join(TOP_LEVEL_KEYS)}; got {_kind(document)}"
+        )
+    extra = [key for key in document if key not in TOP_LEVEL_KEYS]
+    if extra:
+        raise RequestError(422, f"{_names(extra)}: unknown key(s); a request has {', '.join(TOP_LEVEL_KEYS)}", extra)
+    context = document.get("context")
+    context = {} if context is None else context
+    if not isinstance(context, dict):
+        raise RequestError(422, f"context: expected an object, got {_kind(context)}", ["context"])
+    if "candidates" not in document:
+        raise RequestError(422, "candidates: missing; send a list of candidate objects", ["candidates"])
+    candidates = document["candidates"]
+    if not isinstance(candidates, list):
+        raise RequestError(422, f"candidates: expected an array, got {_kind(candidates)}", ["candidates"])
+    if len(candidates) > max_candidates:
+        raise RequestError(
+            413, f"candidates: {len(candidates)} candidates, more than the limit of {max_candidates}", ["candidates"]
+        )
+    if not all(map(isinstance, candidates, repeat(dict))):
+        row = next(i for i, candidate in enumerate(candidates) if not isinstance(candidate, dict))
+        raise RequestError(
+            422, f"candidates[{row}]: expected an object, got {_kind(candidates[row])}", [f"candidates[{row}]"]
+        )
+    request_id = document.get("request_id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise RequestError(422, f"request_id: expected a string, got {_kind(request_id)}", ["request_id"])
+    return context, candidates, request_id
+
+
+def _values(name: str, context: dict[str, Any], candidates: list[dict[str, Any]], given: set[str]) -> list | None:
+    """One column's values, one per candidate (the candidate's where it has the key, else the context's),
+    or None when some candidate lacks it and the context does not give it."""
+    if name not in given:
+        if name in context:
+            return [context[name]] * len(candidates)
+        return None if candidates else []
+    if name in context:
+        default = context[name]
+        return [candidate.get(name, default) for candidate in candidates]
+    try:
+        return list(map(itemgetter(name), candidates))
+    except KeyError:
+        return None
+
+
+def _locator(name: str, candidates: list[dict[str, Any]]) -> Callable[[int], str]:
+    """The JSON path a row's value of ``name`` came from (only called on the error path)."""
+    return lambda row: f"candidates[{row}].{name}" if name in candidates[row] else f"context.{name}"
+
+
+def _to_arrow(values: list[Any], dtype: pa.DataType, where: Callable[[int], str]) -> pa.Array:
+    """Convert one column in a single pyarrow call; fall back to a value-by-value check when it fails."""
+    try:
+        array = pa.array(values, type=dtype)  # strings: only str/None pass; numbers: int/float/None (and bool)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        if pa.types.is_string(dtype):  # integer ids: one more vectorised try before the careful path
+            try:
+                array = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                return _convert_each(values, dtype, where)
+            if array.type == pa.int64():
+                return array.cast(dtype)
+        return _convert_each(values, dtype, where)
+    if pa.types.is_floating(dtype) and any(map(isinstance, values, repeat(bool))):
+        return _convert_each(values, dtype, where)  # pyarrow reads booleans as 0/1: reject them by name
+    return array
+
+
+def _convert_each(values: list[Any], dtype: pa.DataType, where: Callable[[int], str]) -> pa.Array:
+    textual = pa.types.is_string(dtype)
+    numeric = pa.types.is_floating(dtype)
+    if not (textual or numeric):  # a column type the reader has no JSON rule for: let pyarrow decide
+        try:
+            return pa.array(values, type=dtype)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+            raise RequestError(422, f"{where(0)}: values do not convert to {dtype}: {exc}", [where(0)]) from None
+    converted: list[Any] = []
+    for row, value in enumerate(values):
+        kind = type(value)
+        if value is None or (textual and kind is str) or (numeric and kind is float):
+            converted.append(value)
+        elif kind is int:
+            converted.append(str(value) if textual else _as_float(value, where(row)))
+        else:
+            expected = "a string, an integer or null" if textual else "a number or null"
+            raise RequestError(422, f"{where(row)}: expected {expected}, got {_kind(value)}", [where(row)])
+    return pa.array(converted, type=dtype)
+
+
+def _as_float(value: int, field: str) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise RequestError(422, f"{field}: the integer is too large for a number", [field]) from None
+
+
+def _kind(value: Any) -> str:
+    names = {
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        list: "an array",
+        dict: "an object",
+    }
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _names(items: list[str]) -> str:
+    shown = ", ".join(items[:_SHOWN])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > _SHOWN else "")
