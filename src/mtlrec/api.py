@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
 import torch
 import yaml
 
@@ -119,6 +117,7 @@ def predict_run(run_dir: str | Path, data_path: str | Path, output: str | Path, 
     the fused ``score`` column follows the tasks' (``threads``: its runtime's threads).
     """
     from mtlrec.export import is_artifact
+    from mtlrec.serving.batch import score_table
 
     if is_artifact(run_dir):
         return predict_artifact(run_dir, data_path, output, threads)
@@ -127,7 +126,7 @@ def predict_run(run_dir: str | Path, data_path: str | Path, output: str | Path, 
     scores = predict_scores(
         model, encode(raw, pipeline), build.build_losses(config, pipeline), config.train.eval_batch_size
     )
-    write_table(pa.table({task: _score_column(values) for task, values in scores.items()}), output)
+    write_table(score_table(scores), output)
     return raw.table.num_rows
 
 
@@ -153,12 +152,6 @@ def predict_artifact(
     from mtlrec.deploy import predict_artifact as predict
 
     return predict(artifact_dir, data_path, output, threads)
-
-
-def _score_column(values: np.ndarray) -> pa.Array:
-    if values.ndim == 1:
-        return pa.array(values)
-    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
 
 
 def summarize(
