@@ -208,9 +208,7 @@ def reproduce_census(
     """
     from mtlrec.experiments.census import reproduce_census as run_reproduction
 
-    return run_reproduction(
-        group, seeds, output_dir, architectures, overrides or [], config_dir, show_progress_bar
-    )
+    return run_reproduction(group, seeds, output_dir, architectures, overrides or [], config_dir, show_progress_bar)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

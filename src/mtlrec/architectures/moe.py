@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mtlrec.architectures.base import Architecture
-from mtlrec.nn import ParallelExperts, SoftmaxGate, mix_experts
+from mtlrec.nn import ParallelExperts, SoftmaxGate, gated_experts, mix_experts
 
 
 class MMoE(Architecture):
@@ -52,11 +52,10 @@ class MMoE(Architecture):
         self.towers = self.make_towers(self.experts.output_dim(), tower_hidden_units, activation, dropout)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        expert_outputs = self.experts(x)  # (B, E, H)
-        self._remember_representation(expert_outputs)
-        gates = {task: self.gates[task](x) for task in self.task_names}  # {task: (B, E)}
-        self._remember_gates(gates)
-        mixed = mix_experts(expert_outputs, torch.stack(list(gates.values()), dim=1))  # (B, T, H)
+        expert_outputs, weights = gated_experts(self.experts, [self.gates[t] for t in self.task_names], x)
+        self._remember_representation(expert_outputs)  # (B, E, H)
+        self._remember_gates(dict(zip(self.task_names, weights)))  # {task: (B, E)}
+        mixed = mix_experts(expert_outputs, torch.stack(weights, dim=1))  # (B, T, H)
         return {task: self.towers[task](mixed[:, index]) for index, task in enumerate(self.task_names)}
 
     def task_modules(self, task: str) -> list[nn.Module]:
@@ -95,11 +94,10 @@ class OMoE(Architecture):
         self.towers = self.make_towers(self.experts.output_dim(), tower_hidden_units, activation, dropout)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        weights = self.gate(x)  # (B, E)
+        expert_outputs, (weights,) = gated_experts(self.experts, [self.gate], x)  # (B, E, H), (B, E)
         self._remember_gates({task: weights for task in self.task_names})
-        expert_outputs = self.experts(x)  # (B, E, H)
         self._remember_representation(expert_outputs)
-        mixed = torch.bmm(weights.unsqueeze(1), expert_outputs.contiguous()).squeeze(1)  # (B, H)
+        mixed = mix_experts(expert_outputs, weights.unsqueeze(1)).squeeze(1)  # (B, H)
         return {task: self.towers[task](mixed) for task in self.task_names}
 
     def task_modules(self, task: str) -> list[nn.Module]:
@@ -157,9 +155,9 @@ class MultiLevelMMoE(Architecture):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         batch, num_tasks = x.shape[0], len(self.task_names)
-        gates = {task: self.gates[0][task](x) for task in self.task_names}
-        first_outputs = self.experts[0](x)  # (B, E, H): every task reads them
-        self._remember_representation(first_outputs)
+        first_outputs, first_weights = gated_experts(self.experts[0], [self.gates[0][t] for t in self.task_names], x)
+        gates = dict(zip(self.task_names, first_weights))
+        self._remember_representation(first_outputs)  # (B, E, H): every task reads them
         mixed = mix_experts(first_outputs, torch.stack(list(gates.values()), dim=1))  # (B, T, H)
         recorded = {}
         for level, (experts, level_gates) in enumerate(zip(self.experts[1:], self.gates[1:]), start=1):

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mtlrec.architectures.base import Architecture
-from mtlrec.nn import ParallelExperts, SoftmaxGate, mix_experts
+from mtlrec.nn import ParallelExperts, SoftmaxGate, gated_experts, mix_experts
 
 
 @dataclass
@@ -112,17 +112,24 @@ class ExtractionLevel(nn.Module):
 
         G = T + 1 (the last row is the shared mixture) when the level has a shared gate, else T.
         """
-        if self.fused_experts is not None:
-            expert_outputs = shared_outputs = self.fused_experts(shared_input).contiguous()  # (B, E, H)
-        else:
-            outputs = [experts(x) for experts, x in zip(self.task_experts, task_inputs)]
-            shared_outputs = None if self.shared_experts is None else self.shared_experts(shared_input)
-            expert_outputs = torch.cat(outputs + ([] if shared_outputs is None else [shared_outputs]), dim=1)
-        task_gates = [gate(x) for gate, x in zip(self.task_gates, task_inputs)]  # T × (B, m_k + m_s)
-        weights = torch.einsum("bts,tse->bte", torch.stack(task_gates, dim=1), self.selection)  # (B, T, E)
-        gates = list(task_gates)
+        shared_gates = [] if self.shared_gate is None else [self.shared_gate]
+        if self.fused_experts is not None:  # every expert and gate reads the one input
+            all_gates = [*self.task_gates, *shared_gates]
+            expert_outputs, gates = gated_experts(self.fused_experts, all_gates, shared_input)  # (B, E, H)
+            shared_outputs = expert_outputs
+        else:  # each gate is computed with the experts that read the same input
+            own_gates = [[gate] for gate in self.task_gates]
+            parts = [gated_experts(*part) for part in zip(self.task_experts, own_gates, task_inputs)]
+            outputs, gates = [out for out, _ in parts], [weights for _, (weights,) in parts]
+            if self.shared_experts is None:
+                shared_outputs, shared_weights = None, [gate(shared_input) for gate in shared_gates]
+            else:
+                shared_outputs, shared_weights = gated_experts(self.shared_experts, shared_gates, shared_input)
+                outputs.append(shared_outputs)
+            expert_outputs, gates = torch.cat(outputs, dim=1), gates + shared_weights
+        task_gates = torch.stack(gates[: len(self.task_gates)], dim=1)  # (B, T, m_k + m_s)
+        weights = torch.einsum("bts,tse->bte", task_gates, self.selection)  # (B, T, E)
         if self.shared_gate is not None:
-            gates.append(self.shared_gate(shared_input))
             weights = torch.cat([weights, gates[-1].unsqueeze(1)], dim=1)  # (B, T + 1, E)
         return mix_experts(expert_outputs, weights), gates, shared_outputs
 

@@ -7,17 +7,19 @@ import math
 import torch
 from torch import nn
 
+from mtlrec.nn.expert_stack import expert_stack
 from mtlrec.nn.mlp import ACTIVATIONS, MLP
 
 
 class ParallelExperts(nn.Module):
     """E identical-shape MLP experts evaluated together, without a Python loop over experts.
 
-    Activations are kept feature-major, (E·H, B) and (E, H, B), so no layer needs a transposed copy:
-    the first layer reads the shared input, so all experts' first layers are one (E·H, D) × (D, B)
-    matmul; each later layer is one batched matmul (E, H', H) × (E, H, B). Same function as E
-    separate ``MLP`` experts (Jacobs et al., 1991; Ma et al., KDD 2018, MMoE); ``expert_layers(e)``
-    gives expert e's layers as (weight (in, out), bias (out,)) views.
+    The first layer reads the shared input, so all experts' first layers are one (E·H, D) × (D, B)
+    matmul; each later layer is one batched matmul (E, H', H) × (E, H, B) (``expert_stack``, which
+    also has the hand-written training backward). Same function as E separate ``MLP`` experts
+    (Jacobs et al., 1991; Ma et al., KDD 2018, MMoE); ``expert_layers(e)`` gives expert e's layers
+    as (weight (in, out), bias (out,)) views. ``forward_with_side`` adds linear projections of the
+    input (linear gates) to the first matmul.
 
     Args:
         input_dim: D.
@@ -64,13 +66,25 @@ class ParallelExperts(nn.Module):
         return layers
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, D) → (B, E, H) expert outputs (a view of feature-major memory)."""
-        batch = x.shape[0]
-        hidden = torch.addmm(self.first.bias.unsqueeze(1), self.first.weight, x.t())  # (E·H, B)
-        hidden = self.dropout(self.activation(hidden)).view(self.num_experts, -1, batch)  # (E, H, B)
-        for weight, bias in zip(self.weights, self.biases):
-            hidden = self.dropout(self.activation(torch.baddbmm(bias, weight, hidden)))  # (E, H', B)
-        return hidden.permute(2, 0, 1)
+        """(B, D) → (B, E, H) expert outputs (possibly a strided view: ``mix_experts`` reads it as is)."""
+        return self.forward_with_side(x)[0]
+
+    def forward_with_side(
+        self, x: torch.Tensor, side_weights: list[torch.Tensor] = (), side_biases: list[torch.Tensor] = ()
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, D) → (B, E, H) expert outputs and the (B, S) side projections x Wₛᵀ + bₛ.
+
+        Args:
+            x: (B, D).
+            side_weights: (S_i, D) blocks computed in the experts' first matmul; S = Σ S_i.
+            side_biases: their (S_i,) biases.
+        """
+        weight, bias = self.first.weight, self.first.bias
+        if side_weights:
+            weight, bias = torch.cat([weight, *side_weights]), torch.cat([bias, *side_biases])
+        num_side = sum(block.shape[0] for block in side_weights)
+        layers = (list(self.weights), list(self.biases))
+        return expert_stack(x, self.num_experts, weight, bias, *layers, self.activation, self.dropout, num_side)
 
 
 class SoftmaxGate(nn.Module):
@@ -99,16 +113,42 @@ class SoftmaxGate(nn.Module):
         self.linear = nn.Linear(hidden_units[-1] if hidden_units else input_dim, num_experts)
         self.temperature = temperature
 
+    @property
+    def is_linear(self) -> bool:
+        """True for the paper's gate (no MLP): its logits can be computed in another layer's matmul."""
+        return isinstance(self.mlp, nn.Identity)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D) → (B, E) mixture weights summing to 1."""
-        logits = self.linear(self.mlp(x))
+        return self.weights_from_logits(self.linear(self.mlp(x)))
+
+    def weights_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, E) logits W x (+ b) → (B, E) mixture weights."""
         return torch.softmax(logits / self.temperature if self.temperature != 1.0 else logits, dim=-1)
+
+
+def gated_experts(
+    experts: ParallelExperts, gates: list[SoftmaxGate], x: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Expert outputs (B, E, H) and each gate's (B, E_g) weights, all reading the same x (B, D).
+
+    Linear gates are computed in the experts' first matmul (``ParallelExperts.forward_with_side``);
+    gates with an MLP on their own.
+    """
+    if not all(gate.is_linear for gate in gates):
+        return experts(x), [gate(x) for gate in gates]
+    linears = [gate.linear for gate in gates]
+    outputs, logits = experts.forward_with_side(x, [lin.weight for lin in linears], [lin.bias for lin in linears])
+    widths = [linear.out_features for linear in linears]
+    return outputs, [gate.weights_from_logits(part) for gate, part in zip(gates, logits.split(widths, dim=1))]
 
 
 def mix_experts(expert_outputs: torch.Tensor, gate_weights: torch.Tensor) -> torch.Tensor:
     """Σ_e g_{t,e} · f_e for every task at once: (B, E, H) experts, (B, T, E) weights → (B, T, H).
 
-    One batched matmul over the batch (after one copy of the experts into batch-major memory),
-    which is cheaper than a broadcast product and sum per task.
+    One batched matmul over the batch. ``expert_outputs`` may be strided (``ParallelExperts``' output
+    is a view of (E, B, H) memory); it is copied only when no matrix layout can read it.
     """
-    return torch.bmm(gate_weights, expert_outputs.contiguous())
+    if expert_outputs.stride(-1) != 1 and expert_outputs.stride(-2) != 1:
+        expert_outputs = expert_outputs.contiguous()
+    return torch.bmm(gate_weights.contiguous(), expert_outputs)
