@@ -100,7 +100,7 @@ def expert_stack_eager(
     expert_rows = first_weight.shape[0] - num_side
     if not weights:
         hidden = torch.addmm(first_bias, x, first_weight.t())  # (B, E·H₁ + S)
-        pre = hidden if num_side == 0 else hidden[:, :expert_rows]  # in-place activations stay off views
+        pre = hidden if num_side == 0 else hidden[:, :expert_rows]  # in place on the whole tensor when it can be
         outputs = dropout(activation(pre)).reshape(x.shape[0], num_experts, -1)
         return outputs, hidden[:, expert_rows:]
     hidden = torch.addmm(first_bias.unsqueeze(1), first_weight, x.t())  # (E·H₁ + S, B)
