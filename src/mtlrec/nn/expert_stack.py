@@ -54,26 +54,32 @@ class _ExpertStack(torch.autograd.Function):
         x, first_weight, *rest = ctx.saved_tensors
         weights, activations = rest[: ctx.num_later], rest[ctx.num_later :]
         expert_rows = first_weight.shape[0] - ctx.num_side
-        needs = ctx.needs_input_grad
-        later_grads: list[torch.Tensor | None] = []
+        needs = _needed_gradients(ctx)
+        needs_first = needs[0] or needs[3] or needs[4]
+        later_grads: list[torch.Tensor | None] = [None] * (2 * len(weights))
         if not weights:
             first = x.new_empty(x.shape[0], first_weight.shape[0])  # (B, E·H₁ + S)
             into = first[:, :expert_rows].view_as(grad_outputs)
             _threshold_backward_into(grad_outputs, activations[-1], 0, grad_input=into)
             side_block = first[:, expert_rows:]
         else:
-            first = x.new_empty(first_weight.shape[0], x.shape[0])  # (E·H₁ + S, B)
-            side_block = first[expert_rows:].t()
+            first = x.new_empty(first_weight.shape[0], x.shape[0]) if needs_first else None  # (E·H₁ + S, B)
             grad = torch.ops.aten.threshold_backward(grad_outputs, activations[-1], 0)  # (B, E, H)
             grad = grad.transpose(0, 1).transpose(1, 2)  # (E, H, B): every layer's formulas are feature-major
             for index in range(len(weights) - 1, -1, -1):
                 weight, previous = weights[index], activations[index]
-                grad_weight = torch.bmm(grad, previous.transpose(1, 2)) if needs[5 + 2 * index] else None
-                grad_bias = grad.sum(2, keepdim=True) if needs[6 + 2 * index] else None
-                later_grads = [grad_weight, grad_bias, *later_grads]
+                if needs[5 + 2 * index]:
+                    later_grads[2 * index] = torch.bmm(grad, previous.transpose(1, 2))
+                if needs[6 + 2 * index]:
+                    later_grads[2 * index + 1] = grad.sum(2, keepdim=True)
+                if not (needs_first or any(needs[5 : 5 + 2 * index])):
+                    break  # nothing below this layer is asked for (e.g. autograd.grad of one layer)
                 into = first[:expert_rows].view_as(previous) if index == 0 else torch.empty_like(previous)
                 torch.bmm(weight.transpose(1, 2), grad, out=into)
                 grad = _threshold_backward_into(into, previous, 0, grad_input=into)
+            if first is None:
+                return None, None, None, None, None, *later_grads
+            side_block = first[expert_rows:].t()
         if grad_side is None:
             side_block.zero_()
         else:
@@ -83,6 +89,26 @@ class _ExpertStack(torch.autograd.Function):
         grad_first_weight = (first.t() @ x if batch_major else first @ x) if needs[3] else None
         grad_first_bias = first.sum(0 if batch_major else 1) if needs[4] else None
         return grad_x, None, None, grad_first_weight, grad_first_bias, *later_grads
+
+
+def _needed_gradients(ctx) -> list[bool]:
+    """``needs_input_grad`` narrowed to what the current backward pass reaches.
+
+    ``torch.autograd.grad`` of some parameters (gradient-level weighting strategies) does not need
+    the input's gradient, the largest GEMM of the backward, and GradNorm asks for one layer's: an
+    input is dropped when the engine will not run the node that produced it. The engine cannot tell
+    this for a leaf during ``autograd.grad`` (``expert_stack`` passes leaves through views), so a
+    leaf's gradient is computed whenever it requires one.
+    """
+    needs = list(ctx.needs_input_grad)
+    will_execute = getattr(torch._C, "_will_engine_execute_node", None)
+    if will_execute is None or torch._C._current_graph_task_id() == -1:
+        return needs
+    tensor_inputs = [0, 3, 4, *range(5, len(needs))]  # next_functions skip num_experts and num_side
+    for position, (node, _) in zip(tensor_inputs, ctx.next_functions):
+        if needs[position] and node is not None and type(node).__name__ != "AccumulateGrad":
+            needs[position] = will_execute(node)
+    return needs
 
 
 def expert_stack_eager(
@@ -152,4 +178,11 @@ def expert_stack(
         layers = (first_weight, first_bias, weights, biases)
         return expert_stack_eager(x, num_experts, *layers, activation, dropout, num_side)
     later = [tensor for pair in zip(weights, biases) for tensor in pair]
+    # every input enters through a view: the engine can tell whether a view's node runs in the current
+    # backward pass, not whether a leaf's does (``_needed_gradients``)
+    x, first_weight, first_bias, *later = (_viewed(t) for t in (x, first_weight, first_bias, *later))
     return _ExpertStack.apply(x, num_experts, num_side, first_weight, first_bias, *later)
+
+
+def _viewed(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.view_as(tensor) if tensor.requires_grad and tensor.grad_fn is None else tensor

@@ -133,3 +133,26 @@ def test_functorch_transforms_take_the_eager_path():
 
     batched = torch.func.vmap(experts_of)(stacked)
     torch.testing.assert_close(batched[1], experts_of(2 * x))
+
+
+@pytest.mark.parametrize("produced", [False, True])
+def test_autograd_grad_of_some_parameters_skips_the_first_layer_gemms(produced):
+    """Gradient-level weighting strategies ask for a few parameters' gradients many times (GradNorm:
+    one layer's), for leaves and for inputs produced by other nodes (the embedding output, the
+    first weight concatenated with the gates')."""
+    x, first_weight, first_bias, weights, biases = make_inputs([5, 4, 3], num_side=2)
+    inputs = (x * 1.0, torch.cat([first_weight[:-2], first_weight[-2:]])) if produced else (x, first_weight)
+    layers = (*inputs[1:], first_bias, weights, biases, nn.ReLU(), nn.Identity(), 2)
+    outputs, side = expert_stack(inputs[0], 3, *layers)
+    eager_outputs, eager_side = expert_stack_eager(inputs[0], 3, *layers)
+    fused_loss, eager_loss = outputs.sum() + side.sum(), eager_outputs.sum() + eager_side.sum()
+    with torch.profiler.profile() as profile:
+        fused = torch.autograd.grad(fused_loss, [weights[-1], biases[1]], retain_graph=True)
+    assert not [event for event in profile.events() if event.name in ("aten::mm", "aten::matmul")]
+    eager = torch.autograd.grad(eager_loss, [weights[-1], biases[1]], retain_graph=True)
+    for fused_grad, eager_grad in zip(fused, eager):
+        torch.testing.assert_close(fused_grad, eager_grad)
+    fused = torch.autograd.grad(fused_loss, [x, first_weight, weights[0]], retain_graph=True)
+    eager = torch.autograd.grad(eager_loss, [x, first_weight, weights[0]], retain_graph=True)
+    for fused_grad, eager_grad in zip(fused, eager):
+        torch.testing.assert_close(fused_grad, eager_grad)
