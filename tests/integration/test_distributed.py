@@ -203,3 +203,30 @@ def test_torchrun_resumes_a_two_rank_run_like_one_process(tiny, two_ranks, one_p
     _assert_close(printed, _metrics(single))
     log = (distributed / "train.log").read_text()
     assert log.count("epoch 3: train loss") == 1 and log.count("resumed from") == 1  # rank 1 does not log to the file
+
+
+def test_two_nodes_with_c10d_rendezvous_train_like_one_process(tiny, one_process):
+    """The README's multi-node launch, with both "nodes" on 127.0.0.1: one torchrun per node."""
+    port = _free_ports(1)[0]
+    outputs = [tiny["folder"] / f"node{rank}" for rank in (0, 1)]
+    launches = []
+    for rank, output in enumerate(outputs):
+        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(rank)]
+        command += ["--nproc_per_node", "1", "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}"]
+        command += ["--rdzv_id", "mtlrec-test", "-m", "mtlrec", "train", str(tiny["config"]), "--output", str(output)]
+        command += ["--no-progress"]
+        launches.append(
+            subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
+        )
+    results = [launch.communicate(timeout=300) for launch in launches]
+    for launch, (_, stderr) in zip(launches, results):
+        assert launch.returncode == 0, stderr[-3000:]
+    _assert_close(json.loads(results[0][0]), _metrics(one_process))
+    assert _metrics(outputs[0]) == json.loads(results[0][0])
+    assert not outputs[1].exists() or not any(outputs[1].iterdir())  # the second node's rank writes nothing
