@@ -56,7 +56,8 @@ class MMoE(Architecture):
         self._remember_representation(expert_outputs)  # (B, E, H)
         self._remember_gates(dict(zip(self.task_names, weights)))  # {task: (B, E)}
         mixed = mix_experts(expert_outputs, torch.stack(weights, dim=1))  # (B, T, H)
-        return {task: self.towers[task](mixed[:, index]) for index, task in enumerate(self.task_names)}
+        # unbind: its backward stacks the tasks' gradients once (indexing would zero-fill (B, T, H) per task)
+        return {task: self.towers[task](inputs) for task, inputs in zip(self.task_names, mixed.unbind(1))}
 
     def task_modules(self, task: str) -> list[nn.Module]:
         return [self.gates[task], self.towers[task]]
@@ -167,7 +168,7 @@ class MultiLevelMMoE(Architecture):
             weights = torch.stack(list(gates.values()), dim=1).reshape(batch * num_tasks, 1, -1)
             mixed = mix_experts(outputs, weights).view(batch, num_tasks, -1)  # (B, T, H)
         self._remember_gates({**recorded, **gates})
-        return {task: self.towers[task](mixed[:, index]) for index, task in enumerate(self.task_names)}
+        return {task: self.towers[task](inputs) for task, inputs in zip(self.task_names, mixed.unbind(1))}
 
     def task_modules(self, task: str) -> list[nn.Module]:
         return [level[task] for level in self.gates] + [self.towers[task]]

@@ -209,9 +209,10 @@ class PLE(Architecture):
             mixed, gates, shared_outputs = level(task_inputs, shared_input)  # (B, G, H)
             if index == 0 and shared_outputs is not None:
                 self._remember_representation(shared_outputs)
-            task_inputs = [mixed[:, t] for t in range(num_tasks)]
+            views = mixed.unbind(1)  # (B, H) each; the backward stacks their gradients once
+            task_inputs = list(views[:num_tasks])
             if level.has_shared_gate:
-                shared_input = mixed[:, num_tasks]
+                shared_input = views[num_tasks]
                 recorded.update({f"{name}.{task}": g for task, g in zip(self.task_names, gates)})
                 recorded[f"{name}.shared"] = gates[-1]
             else:
