@@ -72,11 +72,12 @@ class GradientSync:
             parameter.new_zeros(parameter.numel()) if parameter.grad is None else parameter.grad.reshape(-1)
             for parameter in self.dense
         ]
-        parts += [buffer.reshape(-1).float() for buffer in self.float_buffers]
-        flat = torch.cat([part.to(self.device, torch.float32) for part in parts]).mul_(rows)
-        bools = [buffer.reshape(-1).float() for buffer in self.bool_buffers]
-        flat = torch.cat([flat, *(b.to(self.device) for b in bools), counts.view(-1).to(self.device)])
-        flat = torch.cat([flat, torch.tensor(flags + [float(rows)], device=self.device)])
+        parts += [buffer.reshape(-1) for buffer in self.float_buffers]
+        weighted = sum(part.numel() for part in parts)  # the entries scaled by this rank's rows
+        parts += [buffer.reshape(-1) for buffer in self.bool_buffers]
+        parts += [counts.view(-1), torch.tensor(flags + [float(rows)])]
+        flat = torch.cat([part.to(self.device, torch.float32) for part in parts])  # one copy of the gradients
+        flat[:weighted].mul_(rows)
         dist.all_reduce(flat)
         total = float(flat[-1])
         flags_seen = flat[-1 - len(self.dense) : -1].cpu()
