@@ -61,6 +61,10 @@ def test_streaming_fits_the_same_features_and_trains_as_well_as_in_memory(tmp_pa
     assert in_memory["valid"]["click"]["auc"] > 0.65
     history = json.loads((tmp_path / "stream" / "history.json").read_text())
     assert [record["epoch"] for record in history] == [1, 2, 3]
+    correlations = [json.loads((tmp_path / run / "diagnostics.json").read_text()) for run in ("memory", "stream")]
+    memory, stream = (c["label_correlation"] for c in correlations)
+    assert stream["rows"] == memory["rows"] == [[12_000, 12_000], [12_000, 12_000]]
+    np.testing.assert_allclose(stream["pearson"], memory["pearson"], atol=1e-9)  # from the fitting pass
 
 
 def test_a_random_split_cannot_stream(tmp_path):

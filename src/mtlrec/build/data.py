@@ -11,9 +11,12 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from mtlrec.build.objects import build_pipeline, data_files, random_split, read_options
 from mtlrec.config import Config
 from mtlrec.datasets import encode, read_split, read_splits
+from mtlrec.evaluation.diagnostics import LabelMoments
 from mtlrec.features import FeaturePipeline
 from mtlrec.io import count_rows, list_fragments
 from mtlrec.run_files import RunFiles
@@ -54,18 +57,26 @@ def _streamed(
     fragments = list_fragments(config.data.train, config.data.format)
     text = None
     if context.is_main:
+        pearson_and_rows = None  # a resumed run keeps the label correlation its diagnostics recorded
         if resume:
             pipeline = FeaturePipeline.load(files.features)
             fragments = count_rows(fragments, pipeline.labels[0].column, options.csv, options.batch_rows)
         else:
             fit = FitSettings(streaming.fit_sample_rows, streaming.max_distinct_values, config.train.seed)
             fit = replace(fit, read_batch_rows=options.batch_rows, csv=options.csv)
-            pipeline, fragments = fit_streaming(build_pipeline(config), fragments, fit)
+            pipeline = build_pipeline(config)
+            moments = LabelMoments(len(pipeline.labels))
+            pipeline, fragments = fit_streaming(pipeline, fragments, fit, on_labels=moments.update)
             pipeline.save(files.features)
-        text = json.dumps({"pipeline": pipeline.to_dict(), "rows": [f.rows for f in fragments]})
+            pearson_and_rows = [matrix.tolist() for matrix in moments.correlation()]
+        rows = [f.rows for f in fragments]
+        text = json.dumps({"pipeline": pipeline.to_dict(), "rows": rows, "label_correlation": pearson_and_rows})
     shared = json.loads(context.broadcast_text(text))
     pipeline = FeaturePipeline.from_dict(shared["pipeline"])
     fragments = [replace(f, rows=rows) for f, rows in zip(fragments, shared["rows"])]
+    pearson_and_rows = shared["label_correlation"]
+    if pearson_and_rows is not None:
+        pearson_and_rows = (np.array(pearson_and_rows[0], dtype=np.float64), np.array(pearson_and_rows[1]))
     settings = StreamSettings(
         batch_size=config.train.batch_size,
         seed=config.train.seed,
@@ -76,7 +87,7 @@ def _streamed(
         rank=context.rank,
         world_size=context.world_size,
     )
-    train = StreamingDataset(fragments, pipeline, settings)
+    train = StreamingDataset(fragments, pipeline, settings, pearson_and_rows)
     _warn_uneven(train, context)
     data: dict[str, Any] = {"train": train}
     for name in ("valid", "test"):

@@ -31,23 +31,75 @@ def label_correlation(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         (T, T) correlations (NaN where the pair has fewer than 2 common rows or a label is constant
         on them) and the (T, T) int64 counts of common rows.
     """
-    values = np.asarray(labels, dtype=np.float64)
-    present = ~np.isnan(values)
-    num_tasks = values.shape[1]
-    pearson = np.full((num_tasks, num_tasks), np.nan)
-    rows = np.zeros((num_tasks, num_tasks), dtype=np.int64)
-    for i in range(num_tasks):
-        for j in range(i, num_tasks):
-            both = present[:, i] & present[:, j]
-            rows[i, j] = rows[j, i] = int(both.sum())
-            if rows[i, j] < 2:
-                continue
-            x, y = values[both, i], values[both, j]
-            x, y = x - x.mean(), y - y.mean()
-            scale = np.sqrt(np.dot(x, x) * np.dot(y, y))
-            if scale > 0:
-                pearson[i, j] = pearson[j, i] = np.clip(np.dot(x, y) / scale, -1.0, 1.0)
-    return pearson, rows
+    labels = np.asarray(labels)
+    moments = LabelMoments(labels.shape[1])
+    moments.update(labels)
+    return moments.correlation()
+
+
+class LabelMoments:
+    """Pairwise label moments accumulated batch by batch: the exact ``label_correlation`` of a stream.
+
+    For every pair (i, j) it keeps, over the rows where both labels exist, the row count, each
+    label's mean and sum of squared deviations, and the co-moment; batches are combined with the
+    pairwise update of Chan, Golub & LeVeque ("Updating formulae and a pairwise algorithm for computing
+    sample variances", 1979), which needs no second pass and loses no precision to large means.
+
+    Args:
+        num_tasks: T, the label columns.
+    """
+
+    def __init__(self, num_tasks: int):
+        shape = (num_tasks, num_tasks)
+        self.rows = np.zeros(shape, dtype=np.int64)
+        self.mean = np.zeros(shape)  # [i, j]: label i's mean over the rows where i and j exist
+        self.squares = np.zeros(shape)  # [i, j]: label i's sum of squared deviations on those rows
+        self.comoment = np.zeros(shape)  # symmetric: sum of (x_i - mean) (x_j - mean) on those rows
+        self.low = np.full(shape, np.inf)  # [i, j]: label i's least value on those rows
+        self.high = np.full(shape, -np.inf)  # and its greatest: equal when it is constant there
+
+    def update(self, labels: np.ndarray) -> None:
+        """Add a batch of (N, T) labels (NaN where a task has none)."""
+        values = np.ascontiguousarray(np.asarray(labels).T, dtype=np.float64)  # (T, N): row-wise reductions
+        present = ~np.isnan(values)
+        if not present.any():
+            return
+        # deviations from each label's first value in the batch: sums stay small whatever the mean
+        shift = np.where(present.any(1), values[np.arange(len(values)), present.argmax(1)], 0.0)
+        deviations = np.where(present, values - shift[:, None], 0.0)  # 0 where a label is missing
+        mask = present.astype(np.float64)
+        rows = mask @ mask.T  # [i, j]: the rows where labels i and j both exist
+        sums = deviations @ mask.T  # [i, j]: label i's deviations summed over those rows
+        second = (deviations * deviations) @ mask.T
+        mean = np.divide(sums, rows, out=np.zeros_like(sums), where=rows > 0)
+        squares = np.maximum(second - sums * mean, 0.0)
+        comoment = deviations @ deviations.T - sums * mean.T
+        self._merge(rows.astype(np.int64), shift[:, None] + mean, squares, comoment)
+        for j, where_j in enumerate(present):
+            on_rows = values if where_j.all() else np.where(where_j, values, np.nan)  # NaN: ignored by fmin/fmax
+            self.low[:, j] = np.fmin(self.low[:, j], np.fmin.reduce(on_rows, axis=1))
+            self.high[:, j] = np.fmax(self.high[:, j], np.fmax.reduce(on_rows, axis=1))
+
+    def _merge(self, rows: np.ndarray, mean: np.ndarray, squares: np.ndarray, comoment: np.ndarray) -> None:
+        """Combine the moments so far with a batch's (all (T, T), laid out as the attributes)."""
+        total = self.rows + rows
+        share = np.divide(rows, total, out=np.zeros(total.shape), where=total > 0)  # 1.0 for the first batch
+        weight = self.rows * share  # n_a n_b / n
+        delta = mean - self.mean  # [i, j]: the change of label i's mean on the pair's rows
+        self.mean += delta * share
+        self.squares += squares + delta * delta * weight
+        self.comoment += comoment + delta * delta.T * weight
+        self.rows = total
+
+    def correlation(self) -> tuple[np.ndarray, np.ndarray]:
+        """(T, T) Pearson correlations and (T, T) common-row counts, as ``label_correlation`` returns them."""
+        # a label constant on a pair's rows has no correlation there, whatever rounding left in its squares
+        varies = self.low < self.high
+        scale = np.sqrt(self.squares * self.squares.T)
+        defined = (self.rows >= 2) & varies & varies.T & (scale > 0)
+        pearson = np.full(scale.shape, np.nan)
+        pearson[defined] = np.clip(self.comoment[defined] / scale[defined], -1.0, 1.0)
+        return pearson, self.rows.copy()
 
 
 def cosine_matrix(grads: torch.Tensor) -> torch.Tensor:

@@ -106,15 +106,24 @@ class StreamingDataset:
         fragments: every fragment of the training data, with row counts (``mtlrec.io.count_rows``).
         pipeline: the fitted feature pipeline.
         settings: batching, shuffling, prefetching and the rank's place.
+        label_correlation: the labels' (T, T) Pearson correlations and common-row counts, measured in
+            the fitting pass, for the diagnostics; None if unknown.
     """
 
-    def __init__(self, fragments: list[Fragment], pipeline: FeaturePipeline, settings: StreamSettings):
+    def __init__(
+        self,
+        fragments: list[Fragment],
+        pipeline: FeaturePipeline,
+        settings: StreamSettings,
+        label_correlation: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
         if any(f.rows is None for f in fragments):
             raise ValueError("StreamingDataset needs fragments with row counts (mtlrec.io.count_rows)")
         self.fragments, self.pipeline, self.settings = fragments, pipeline, settings
         self.columns = pipeline.column_types(include_labels=True)
         self.task_names = pipeline.task_names
         self.labels = None  # like unlabelled EncodedData: no labels are held in memory
+        self.label_correlation = label_correlation
 
     @property
     def rows(self) -> int:

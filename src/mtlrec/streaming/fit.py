@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -32,11 +32,21 @@ class FitSettings:
 
 
 def fit_streaming(
-    pipeline: FeaturePipeline, fragments: list[Fragment], settings: FitSettings
+    pipeline: FeaturePipeline,
+    fragments: list[Fragment],
+    settings: FitSettings,
+    on_labels: Callable[[np.ndarray], None] | None = None,
 ) -> tuple[FeaturePipeline, list[Fragment]]:
     """Fit ``pipeline`` on every fragment, read once in order; also count each fragment's rows.
 
     Labels are checked as they are read (errors name the file and its data row).
+
+    Args:
+        pipeline: the pipeline to fit.
+        fragments: the training data's fragments.
+        settings: the fit's bounds and reading options.
+        on_labels: called with each record batch's (N, T) labels (NaN where a task has none), e.g. to
+            measure the label correlation in the same pass.
 
     Returns:
         The fitted pipeline and the fragments with ``rows`` filled in.
@@ -64,6 +74,8 @@ def fit_streaming(
 
     for index, table, labels in prefetch(produce, settings.prefetch_batches, "mtlrec-fit-reader"):
         fit.update(table, labels)
+        if on_labels is not None:
+            on_labels(labels)
         rows[index] += table.num_rows
     if fit.rows == 0:
         raise DataError(f"{', '.join(sorted({str(f.path) for f in fragments}))}: no data rows to fit the features on")

@@ -95,13 +95,14 @@ class DiagnosticsRecorder:
         """Before the first epoch: the label correlation of ``train``; on resume, keep what earlier epochs wrote.
 
         Args:
-            train: the training split in memory; a streamed source gets no label correlation (it
-                would take an extra pass over the data).
+            train: the training split in memory, or a streamed source carrying the label correlation
+                its fitting pass measured (a resumed stream keeps the one recorded before).
             start_epoch: epochs already done (a resumed run).
         """
         self.epoch = start_epoch + 1
         previous = json.loads(self.path.read_text()) if start_epoch > 0 and self.path.is_file() else {}
-        self.data = self._contents(self._label_correlation(train), previous, start_epoch)
+        correlation = self._label_correlation(train) or previous.get("label_correlation")
+        self.data = self._contents(correlation, previous, start_epoch)
         self.stride = self.data["step_stride"]
         self.steps_done = self.data["epochs"][-1]["steps"] if self.data["epochs"] else 0
         self._write()
@@ -181,10 +182,13 @@ class DiagnosticsRecorder:
         return messages
 
     def _label_correlation(self, train: EncodedData | TrainSource) -> dict[str, Any] | None:
-        if not isinstance(train, EncodedData) or train.labels is None:
-            log.info("label correlation: skipped (the training data is streamed, not held in memory)")
+        if isinstance(train, EncodedData) and train.labels is not None:
+            pearson, rows = label_correlation(train.labels.numpy())
+        elif getattr(train, "label_correlation", None) is not None:  # measured while fitting a stream
+            pearson, rows = train.label_correlation
+        else:
+            log.info("label correlation: not measured (streamed training data whose features were loaded, not fitted)")
             return None
-        pearson, rows = label_correlation(train.labels.numpy())
         result = {"tasks": list(train.task_names), "pearson": _nan_to_none(pearson.tolist()), "rows": rows.tolist()}
         pairs = _pairs(train.task_names, result["pearson"], rows.tolist())
         log.info("label correlation (Pearson, rows where both labels exist): %s", pairs or "-")

@@ -12,6 +12,7 @@ from sklearn.metrics.pairwise import cosine_similarity
 
 from mtlrec.evaluation.diagnostics import (
     GateSummary,
+    LabelMoments,
     alarm_message,
     cosine_matrix,
     expert_alarms,
@@ -51,6 +52,52 @@ def test_label_correlation_is_undefined_for_a_constant_label_or_too_few_rows():
     assert pearson[0, 0] == 1.0 and pearson[1, 1] == 1.0
     single = np.array([[1.0, 0.0], [np.nan, 1.0], [0.0, np.nan]])
     assert math.isnan(label_correlation(single)[0][0, 1])
+
+
+def _streamed(labels: np.ndarray, cuts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    moments = LabelMoments(labels.shape[1])
+    for batch in np.split(labels, cuts):
+        moments.update(batch)
+    return moments.correlation()
+
+
+def test_label_moments_over_uneven_batches_equal_the_whole_array():
+    rng = np.random.default_rng(2)
+    watch = rng.lognormal(3.0, 1.0, size=1000)
+    labels = np.stack([rng.random(1000) < 0.3, rng.random(1000) < 0.1, np.log1p(watch)], axis=1).astype(float)
+    labels[:, 2] += 2.0 * labels[:, 0]
+    labels[labels[:, 0] == 0, 1] = np.nan  # conversion only where clicked
+    labels[rng.random(1000) < 0.1, 2] = np.nan
+    pearson, rows = _streamed(labels, [1, 7, 300, 301, 640])  # one-row and empty-pair batches included
+    expected, expected_rows = label_correlation(labels)
+    np.testing.assert_allclose(pearson, expected, atol=1e-12)
+    np.testing.assert_array_equal(rows, expected_rows)
+    both = ~np.isnan(labels[:, 0]) & ~np.isnan(labels[:, 2])
+    assert pearson[0, 2] == pytest.approx(stats.pearsonr(labels[both, 0], labels[both, 2]).statistic, abs=1e-12)
+
+
+def test_label_moments_keep_precision_under_a_large_mean():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=2000)
+    labels = np.stack([1e9 + x, 1e9 - 0.5 * x + rng.normal(size=2000)], axis=1)
+    expected = stats.pearsonr(x, labels[:, 1] - 1e9).statistic
+    assert _streamed(labels, list(range(100, 2000, 100)))[0][0, 1] == pytest.approx(expected, abs=1e-6)
+
+
+def test_label_moments_tell_a_constant_label_from_one_that_varies_between_batches():
+    rng = np.random.default_rng(4)
+    other = rng.random((600, 1))
+    constant = np.hstack([np.full((600, 1), 0.1), other])  # 0.1 is not exact in binary
+    assert math.isnan(_streamed(constant, [3, 9, 16, 28, 41, 333])[0][0, 1])  # batches whose mean of 0.1 is inexact
+    for value, elsewhere in rng.random((20, 2)):  # label 0 is `value` wherever label 1 exists, not elsewhere
+        first = np.where(rng.random(600) < 0.5, elsewhere, value)
+        first[0] = elsewhere
+        second = np.where(first == value, rng.random(600), np.nan)
+        assert math.isnan(_streamed(np.stack([first, second], axis=1), [3, 9, 16, 28, 41, 333])[0][0, 1])
+    varying = constant.copy()
+    varying[300:, 0] = 0.7  # constant within each batch below, not over the stream
+    pearson = _streamed(varying, [300])[0][0, 1]
+    assert pearson == pytest.approx(np.corrcoef(varying, rowvar=False)[0, 1], abs=1e-12)
 
 
 def test_cosine_matrix_equals_sklearn_and_is_undefined_for_a_zero_gradient():

@@ -56,6 +56,14 @@ def test_an_epoch_yields_every_row_once_in_a_seeded_order(tmp_path):
     assert _rows(batches) != sorted(_rows(batches))
 
 
+def test_the_fitting_pass_hands_every_rows_labels_to_on_labels(tmp_path):
+    seen: list[np.ndarray] = []
+    folder = _write(tmp_path / "d", files=3, rows_per_file=100, row_group_size=40)
+    fit_streaming(_pipeline(), list_fragments(folder), FitSettings(read_batch_rows=32), on_labels=seen.append)
+    assert all(batch.shape[1] == 1 for batch in seen) and len(seen) > 3
+    np.testing.assert_array_equal(np.concatenate(seen)[:, 0], np.arange(300) % 2)  # every row once, in order
+
+
 def test_two_ranks_read_disjoint_shards_and_take_the_same_number_of_steps(tmp_path):
     folder = _write(tmp_path / "d", files=4, rows_per_file=64, row_group_size=32)
     ranks = [_dataset(folder, world_size=2, rank=rank, prefetch_batches=2) for rank in range(2)]

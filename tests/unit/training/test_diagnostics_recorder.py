@@ -201,6 +201,26 @@ def test_a_streamed_source_gets_no_label_correlation(tmp_path):
     recorder = recorder_for(make_model(), tmp_path, every_steps=1)
     recorder.begin(_Stream())
     assert json.loads(recorder.path.read_text())["label_correlation"] is None
+    _Stream.task_names = TASKS  # measured by the fitting pass (cvr: constant on its rows)
+    _Stream.label_correlation = (np.array([[1.0, -0.25], [-0.25, np.nan]]), np.array([[4, 3], [3, 3]]))
+    recorder.begin(_Stream())
+    written = json.loads(recorder.path.read_text())["label_correlation"]
+    assert written == {"tasks": TASKS, "pearson": [[1.0, -0.25], [-0.25, None]], "rows": [[4, 3], [3, 3]]}
+
+
+def test_a_resumed_stream_keeps_the_label_correlation_recorded_before(tmp_path):
+    class _Stream:
+        rows, task_names = 4, TASKS
+        label_correlation = (np.array([[1.0, 0.5], [0.5, 1.0]]), np.array([[4, 4], [4, 4]]))
+
+    model = make_model()
+    first = recorder_for(model, tmp_path, every_steps=0)
+    first.begin(_Stream())
+    first.end_epoch({"epoch": 1})
+    _Stream.label_correlation = None  # on resume the features are loaded, not fitted: nothing measured
+    resumed = recorder_for(model, tmp_path, every_steps=0)
+    resumed.begin(_Stream(), start_epoch=1)
+    assert json.loads(resumed.path.read_text())["label_correlation"]["pearson"] == [[1.0, 0.5], [0.5, 1.0]]
 
 
 def test_resume_keeps_the_epochs_before_the_checkpoint(tmp_path):
