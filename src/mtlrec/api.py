@@ -244,8 +244,7 @@ def _prepare_run_dir(files: RunFiles, config: Config, resume: bool, overwrite: b
     if resume:
         if not files.config.is_file():
             raise RunDirError(f"cannot resume: {files.root} has no {files.config.name}")
-        saved = yaml.safe_load(files.config.read_text())
-        _check_same_config(saved, resolved)
+        _check_same_config(_read_saved_config(files), resolved)
     elif files.checkpoint.exists() and not overwrite:
         raise RunDirError(
             f"{files.root} already holds a run; use --resume to continue it, --overwrite to replace it, "
@@ -254,6 +253,32 @@ def _prepare_run_dir(files: RunFiles, config: Config, resume: bool, overwrite: b
     files.root.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(resolved, sort_keys=False)
     atomic_write(files.config, lambda tmp: tmp.write_text(text))
+
+
+def _read_saved_config(files: RunFiles) -> dict[str, Any]:
+    """Read a run's saved config and resolve it with the current schema, so that defaults fill in.
+
+    A run saved by an older version lacks the sections and keys added since; validating it again
+    gives them their defaults, so that only real differences count when resuming.
+
+    Args:
+        files: the run directory's files; its ``config.yaml`` must exist.
+
+    Returns:
+        The saved config as :func:`~mtlrec.config.config_to_dict` resolves it today.
+
+    Raises:
+        ConfigError: the saved config is not valid YAML or no longer validates (the message names the file).
+    """
+    try:
+        saved = yaml.safe_load(files.config.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--resume: the run's saved config {files.config} is not valid YAML: {exc}") from None
+    try:
+        config = validate_config(saved, source=str(files.config))
+    except ConfigError as exc:
+        raise ConfigError(f"--resume: the run's saved config no longer validates; {exc}") from None
+    return config_to_dict(config)
 
 
 def _check_same_config(saved: dict[str, Any], current: dict[str, Any]) -> None:

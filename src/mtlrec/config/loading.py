@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mtlrec.config.messages import clean_message, format_location
 from mtlrec.config.models import Config
@@ -45,7 +46,22 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
-    """Set ``a.b[0].c=value`` (or ``a.b.0.c=value``) in a nested dict, creating dicts as needed."""
+    """Set ``a.b[0].c=value`` (or ``a.b.0.c=value``) in a nested dict, creating dicts as needed.
+
+    A section that may be given as a flag (``data.streaming: true`` means "on, with default options")
+    combines with overrides of its keys in either order: descending into a section that holds ``true``
+    or ``null`` starts from an empty mapping (``true`` is the same as ``{}`` there), and setting a
+    section that already holds options to ``true`` keeps them. Only paths where the schema expects a
+    section are treated so; elsewhere a scalar on the way is an error.
+
+    Args:
+        raw: the config as plain data; changed in place.
+        override: ``key.path=value``; the value is parsed as YAML.
+
+    Raises:
+        ConfigError: malformed override, list index out of range, or a path through a value that is
+            not a mapping (the message names the config path).
+    """
     key, sep, value_text = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {override!r}: expected KEY=VALUE, e.g. train.epochs=3")
@@ -57,7 +73,8 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     node: Any = raw
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
-        where = ".".join(parts[: depth + 1])
+        path = parts[: depth + 1]
+        where = ".".join(path)
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
                 raise ConfigError(f"--set {override!r}: '{where}' is not an index of a list of {len(node)}")
@@ -66,12 +83,62 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
             else:
                 node = node[int(part)]
         elif isinstance(node, dict):
+            current = node.get(part)
             if last:
-                node[part] = value
+                if not (value is True and isinstance(current, dict) and _expects_section(path)):
+                    node[part] = value
             else:
-                node = node.setdefault(part, {})
+                if part not in node or ((current is None or current is True) and _expects_section(path)):
+                    node[part] = {}
+                node = node[part]
         else:
-            raise ConfigError(f"--set {override!r}: '{where}' is inside a value that is not a mapping")
+            parent = ".".join(parts[:depth])
+            raise ConfigError(
+                f"--set {override!r}: '{parent}' holds {node!r}, not a mapping, so '{where}' cannot be set"
+            )
+
+
+def _expects_section(parts: list[str]) -> bool:
+    """Whether the schema accepts a section (a config model) at the config path ``parts``."""
+    return any(isinstance(tp, type) and issubclass(tp, BaseModel) for tp in _schema_types(parts))
+
+
+def _schema_types(parts: list[str]) -> list[Any]:
+    """The types the :class:`Config` schema allows at a config path, unions flattened; ``[]`` if unknown.
+
+    Args:
+        parts: the path's keys and list indices as strings, e.g. ``["tasks", "0", "label"]``.
+    """
+    allowed: list[Any] = [Config]
+    for part in parts:
+        inner: list[Any] = []
+        for tp in _flatten_union(allowed):
+            origin = get_origin(tp)
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                field = tp.model_fields.get(part)
+                if field is not None:
+                    inner.append(field.annotation)
+            elif origin is list and part.isdigit():
+                inner.extend(get_args(tp)[:1])
+            elif origin is dict:
+                args = get_args(tp)
+                inner.append(args[1] if len(args) == 2 else Any)
+        allowed = inner
+    return _flatten_union(allowed)
+
+
+def _flatten_union(types: list[Any]) -> list[Any]:
+    """``A | B``, ``Optional[A]`` and ``Annotated[A, ...]`` as their member types."""
+    flat: list[Any] = []
+    for tp in types:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            flat.extend(_flatten_union([get_args(tp)[0]]))
+        elif origin is Union or origin is UnionType:
+            flat.extend(_flatten_union(list(get_args(tp))))
+        else:
+            flat.append(tp)
+    return flat
 
 
 def _read_yaml_with_extends(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
