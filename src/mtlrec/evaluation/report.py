@@ -9,10 +9,19 @@ sentence saying why.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from mtlrec.evaluation.report_sections import SECTIONS, RunData, Section
+from mtlrec.evaluation.report_sections import (
+    RunData,
+    Section,
+    baseline_bars,
+    calibration,
+    label_correlation,
+    metrics_table,
+    overview,
+)
+from mtlrec.evaluation.report_training import alarms, gates, gradient_cosines, learning_curves, loss_weights
 
 __all__ = ["Report", "RunData", "render_report"]
 
@@ -33,6 +42,21 @@ class Report:
 
     html: str
     images: dict[str, bytes] = field(default_factory=dict)
+
+
+# the page's sections, in order
+SECTIONS: list[Callable[[RunData, list[RunData]], Section]] = [
+    overview,
+    metrics_table,
+    alarms,
+    learning_curves,
+    baseline_bars,
+    label_correlation,
+    gates,
+    gradient_cosines,
+    loss_weights,
+    calibration,
+]
 
 
 def render_report(run: RunData, baselines: Sequence[RunData] = ()) -> Report:
