@@ -66,6 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
         threads=args.threads,
         ignore_unknown_columns=args.ignore_unknown_columns,
         access_log=args.access_log,
+        log_level="warning" if args.quiet else "info",
         **{name: value for name, value in limits.items() if value is not None},
     )
     return 0

@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -141,39 +143,49 @@ def test_metadata_names_tasks_inputs_fusion_and_the_model_digest(client, exporte
     assert "detailed_industry_recode" in spec["components"]["schemas"]["InputRow"]["properties"]
 
 
-def test_mtlrec_serve_runs_as_a_process(exported, predictor, rows):
+@contextmanager
+def _mtlrec_serve(artifact: Path, *flags: str, quiet: bool = False) -> Iterator[tuple[str, dict[str, str]]]:
+    """``mtlrec [-q] serve ARTIFACT FLAGS`` as a process on a free loopback port: yields its URL once it
+    answers and a dict that holds its ``stdout`` and ``stderr`` once it has been stopped (SIGINT)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [
-        sys.executable,
-        "-m",
-        "mtlrec",
-        "serve",
-        str(exported["artifact"]),
-        "--port",
-        str(port),
-        "--threads",
-        "1",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
+    command = [sys.executable, "-m", "mtlrec", *(["-q"] if quiet else []), "serve", str(artifact)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--threads", "1", *flags]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
+    output: dict[str, str] = {}
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
-            assert process.poll() is None, process.stdout.read().decode()
+            assert process.poll() is None, process.communicate()
             try:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "mtlrec serve did not start"
                 time.sleep(0.1)
+        yield url, output
+    finally:
+        process.send_signal(signal.SIGINT)
+        output["stdout"], output["stderr"] = process.communicate(timeout=30)
+
+
+def test_mtlrec_serve_runs_as_a_process(exported, predictor, rows):
+    with _mtlrec_serve(exported["artifact"]) as (url, output):
         served = httpx.post(f"{url}/v1/predict", json={"candidates": rows[:5]}, timeout=30).json()["candidates"]
         direct = predictor.predict(_table(predictor, rows[:5]))
         np.testing.assert_allclose([c["score"] for c in served], direct["score"], atol=1e-6, rtol=0)
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(30)
+    # uvicorn's own INFO lines by default
+    assert "Started server process" in output["stderr"] and "Uvicorn running on" in output["stderr"]
+
+
+def test_quiet_serve_leaves_out_uvicorns_info_lines_but_keeps_the_access_log(exported):
+    with _mtlrec_serve(exported["artifact"], "--access-log", quiet=True) as (url, output):
+        assert httpx.get(f"{url}/v1/metadata", timeout=30).status_code == 200
+    assert "Started server process" not in output["stderr"] and "Uvicorn running on" not in output["stderr"]
+    assert "INFO" not in output["stderr"], output["stderr"]
+    assert '"GET /v1/metadata HTTP/1.1" 200' in output["stdout"]  # --access-log still logs every request
 
 
 def test_a_modified_artifact_is_refused(exported, tmp_path, capsys):

@@ -10,6 +10,7 @@ model run in the threadpool, so the event loop stays free for other requests (``
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -263,8 +264,13 @@ def serve(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ignore_unknown_columns: bool = False,
     access_log: bool = False,
+    log_level: str = "info",
 ) -> None:
-    """Load an artifact (sha256-verified by ``Predictor.load``) and serve it with uvicorn until interrupted."""
+    """Load an artifact (sha256-verified by ``Predictor.load``) and serve it with uvicorn until interrupted.
+
+    ``log_level`` is uvicorn's (``"warning"`` under ``mtlrec -q``); its access log, when asked for, logs
+    every request whatever the level.
+    """
     import uvicorn
 
     from mtlrec.serving.predictor import Predictor
@@ -281,4 +287,14 @@ def serve(
         ignore_unknown_columns=ignore_unknown_columns,
     )
     log.info("serving %s (model %s) on http://%s:%d", artifact_dir, model_version(predictor.metadata), host, port)
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info")
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_config=_uvicorn_logging(log_level))
+
+
+def _uvicorn_logging(level: str) -> dict[str, Any]:
+    """uvicorn's default logging config with its server messages at ``level``, its access log at INFO."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for name in ("uvicorn", "uvicorn.error"):
+        config["loggers"][name]["level"] = level.upper()
+    return config
