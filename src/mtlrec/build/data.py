@@ -69,8 +69,8 @@ def _streamed(
             pipeline, fragments = fit_streaming(pipeline, fragments, fit, on_labels=moments.update)
             pipeline.save(files.features)
             pearson_and_rows = [matrix.tolist() for matrix in moments.correlation()]
-        rows = [f.rows for f in fragments]
-        text = json.dumps({"pipeline": pipeline.to_dict(), "rows": rows, "label_correlation": pearson_and_rows})
+        row_counts = [f.rows for f in fragments]
+        text = json.dumps({"pipeline": pipeline.to_dict(), "rows": row_counts, "label_correlation": pearson_and_rows})
     shared = json.loads(context.broadcast_text(text))
     pipeline = FeaturePipeline.from_dict(shared["pipeline"])
     fragments = [replace(f, rows=rows) for f, rows in zip(fragments, shared["rows"])]

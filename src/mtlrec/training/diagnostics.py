@@ -101,7 +101,10 @@ class DiagnosticsRecorder:
         """
         self.epoch = start_epoch + 1
         previous = json.loads(self.path.read_text()) if start_epoch > 0 and self.path.is_file() else {}
-        correlation = self._label_correlation(train) or previous.get("label_correlation")
+        correlation = self._label_correlation(train)
+        if correlation is None:
+            correlation = previous.get("label_correlation")
+            log.info("label correlation: %s", "kept from the earlier epochs" if correlation else "not measured")
         self.data = self._contents(correlation, previous, start_epoch)
         self.stride = self.data["step_stride"]
         self.steps_done = self.data["epochs"][-1]["steps"] if self.data["epochs"] else 0
@@ -186,8 +189,7 @@ class DiagnosticsRecorder:
             pearson, rows = label_correlation(train.labels.numpy())
         elif getattr(train, "label_correlation", None) is not None:  # measured while fitting a stream
             pearson, rows = train.label_correlation
-        else:
-            log.info("label correlation: not measured (streamed training data whose features were loaded, not fitted)")
+        else:  # streamed data whose features were loaded (a resumed run), not fitted
             return None
         result = {"tasks": list(train.task_names), "pearson": _nan_to_none(pearson.tolist()), "rows": rows.tolist()}
         pairs = _pairs(train.task_names, result["pearson"], rows.tolist())
