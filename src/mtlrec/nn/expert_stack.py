@@ -39,9 +39,9 @@ class _ExpertStack(torch.autograd.Function):
             for index, (weight, bias) in enumerate(zip(weights, biases)):
                 previous = activations[-1]
                 if index < len(weights) - 1:
-                    activations.append(torch.baddbmm(bias, weight, previous).relu_())  # (E, H', B)
+                    activations.append(_bmm(weight, previous, bias).relu_())  # (E, H', B)
                 else:  # (E, B, H) memory, returned as a (B, E, H) view
-                    last = torch.baddbmm(bias.transpose(1, 2), previous.transpose(1, 2), weight.transpose(1, 2))
+                    last = _bmm(previous.transpose(1, 2), weight.transpose(1, 2), bias.transpose(1, 2))
                     activations.append(last.relu_().transpose(0, 1))
             outputs = activations[-1]
         ctx.save_for_backward(x, first_weight, *weights, *activations)
@@ -69,13 +69,13 @@ class _ExpertStack(torch.autograd.Function):
             for index in range(len(weights) - 1, -1, -1):
                 weight, previous = weights[index], activations[index]
                 if needs[5 + 2 * index]:
-                    later_grads[2 * index] = torch.bmm(grad, previous.transpose(1, 2))
+                    later_grads[2 * index] = _bmm(grad, previous.transpose(1, 2))
                 if needs[6 + 2 * index]:
                     later_grads[2 * index + 1] = grad.sum(2, keepdim=True)
                 if not (needs_first or any(needs[5 : 5 + 2 * index])):
                     break  # nothing below this layer is asked for (e.g. autograd.grad of one layer)
                 into = first[:expert_rows].view_as(previous) if index == 0 else torch.empty_like(previous)
-                torch.bmm(weight.transpose(1, 2), grad, out=into)
+                _bmm(weight.transpose(1, 2), grad, out=into)
                 grad = _threshold_backward_into(into, previous, 0, grad_input=into)
             if first is None:
                 return None, None, None, None, None, *later_grads
@@ -89,6 +89,32 @@ class _ExpertStack(torch.autograd.Function):
         grad_first_weight = (first.t() @ x if batch_major else first @ x) if needs[3] else None
         grad_first_bias = first.sum(0 if batch_major else 1) if needs[4] else None
         return grad_x, None, None, grad_first_weight, grad_first_bias, *later_grads
+
+
+def _bmm(
+    a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(E, M, K) @ (E, K, N) (+ a bias broadcast to (E, M, N)) with the work spread evenly over the threads.
+
+    A batched GEMM hands each thread whole matrices, so E = 3 matrices on 2 threads leave one thread
+    idle a third of the time (measured at these shapes: 118 GFLOP/s against 160 for E = 2 or 4). The
+    E mod threads matrices left over are multiplied one at a time, each GEMM using every thread.
+    """
+    count = a.shape[0]
+    whole = count - count % torch.get_num_threads()
+    if out is None:
+        out = a.new_empty(count, a.shape[1], b.shape[2])
+    if whole:
+        if bias is None:
+            torch.bmm(a[:whole], b[:whole], out=out[:whole])
+        else:
+            torch.baddbmm(bias[:whole], a[:whole], b[:whole], out=out[:whole])
+    for e in range(whole, count):
+        if bias is None:
+            torch.mm(a[e], b[e], out=out[e])
+        else:
+            torch.addmm(bias[e], a[e], b[e], out=out[e])
+    return out
 
 
 def _needed_gradients(ctx) -> list[bool]:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from mtlrec.nn import ParallelExperts, SoftmaxGate, gated_experts
-from mtlrec.nn.expert_stack import expert_stack, expert_stack_eager
+from mtlrec.nn.expert_stack import _bmm, expert_stack, expert_stack_eager
 
 DOUBLE = torch.float64
 
@@ -66,6 +66,24 @@ def test_fused_backward_passes_finite_differences(hidden_units):
 
     later = [tensor for pair in zip(weights, biases) for tensor in pair]
     assert torch.autograd.gradcheck(function, (x, first_weight, first_bias, *later))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_evenly_spread_batched_matmul_equals_bmm(count, threads):
+    generator = torch.Generator().manual_seed(count)
+    a, b = torch.randn(count, 4, 6, generator=generator), torch.randn(count, 6, 3, generator=generator)
+    bias = torch.randn(count, 1, 3, generator=generator)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)  # the split into one batched GEMM and single ones depends on it
+    try:
+        torch.testing.assert_close(_bmm(a, b), torch.bmm(a, b))
+        torch.testing.assert_close(_bmm(a, b, bias), torch.baddbmm(bias, a, b))
+        out = torch.full((count, 4, 3), float("nan"))
+        assert _bmm(a, b, out=out) is out
+        torch.testing.assert_close(out, torch.bmm(a, b))
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_unused_side_projections_get_a_zero_gradient():
