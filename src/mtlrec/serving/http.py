@@ -11,7 +11,6 @@ model run in the threadpool, so the event loop stays free for other requests (``
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import socket
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 import pyarrow as pa
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -140,7 +140,7 @@ def _score(predictor: ScoringPredictor, reader: RequestReader, version: str, bod
         "candidates": candidates,
         "timing": timing,
     }
-    return json.dumps(response, allow_nan=False, separators=(",", ":")).encode()
+    return orjson.dumps(response)  # every score is finite or None (``_json_values``)
 
 
 def _predict(predictor: ScoringPredictor, table: pa.Table) -> dict[str, np.ndarray]:

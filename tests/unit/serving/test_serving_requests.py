@@ -132,7 +132,14 @@ def test_malformed_documents(document, status, field):
 
 @pytest.mark.parametrize(
     ("body", "expected"),
-    [(b'{"candidates": [', "malformed JSON at line 1, column 17"), (b'{"a": "\xff"}', "not UTF-8"), (b"", "malformed")],
+    [
+        (b'{"candidates": [', "malformed JSON at line 1, column 17"),
+        (b'{"a": "\xff"}', "not UTF-8 text: invalid start byte at byte 7"),
+        (b"", "malformed"),
+        (b'{"candidates": [{"age": NaN}]}', "malformed JSON at line 1, column 25"),  # not JSON (RFC 8259)
+        (b"[" * 2000 + b"]" * 2000, "nested too deeply"),
+        (b'{"a": "\\ud800"}', "malformed JSON at line 1, column 8"),  # a lone surrogate is no text
+    ],
 )
 def test_bodies_that_are_not_json_are_400(body, expected):
     with pytest.raises(RequestError) as info:
