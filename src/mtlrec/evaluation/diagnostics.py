@@ -33,8 +33,12 @@ def label_correlation(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     labels = np.asarray(labels)
     moments = LabelMoments(labels.shape[1])
-    moments.update(labels)
+    for start in range(0, len(labels), _CHUNK_ROWS):  # bounded temporaries, whatever the rows
+        moments.update(labels[start : start + _CHUNK_ROWS])
     return moments.correlation()
+
+
+_CHUNK_ROWS = 1 << 18
 
 
 class LabelMoments:

@@ -76,6 +76,13 @@ def test_label_moments_over_uneven_batches_equal_the_whole_array():
     assert pearson[0, 2] == pytest.approx(stats.pearsonr(labels[both, 0], labels[both, 2]).statistic, abs=1e-12)
 
 
+def test_label_correlation_of_more_rows_than_one_chunk_equals_numpy():
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=600_000)  # more than two of label_correlation's chunks
+    labels = np.stack([base > 0, base + rng.normal(size=600_000)], axis=1).astype(float)
+    np.testing.assert_allclose(label_correlation(labels)[0], np.corrcoef(labels, rowvar=False), atol=1e-12)
+
+
 def test_label_moments_keep_precision_under_a_large_mean():
     rng = np.random.default_rng(3)
     x = rng.normal(size=2000)
