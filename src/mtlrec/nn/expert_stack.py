@@ -102,23 +102,18 @@ def _bmm(
 
     Args:
         a: (E, M, K); b: (E, K, N); either may be a strided view.
-        bias: None, or broadcastable to (E, M, N), e.g. (E, M, 1) or (E, 1, N).
+        bias: None, or one per matrix: (E, M, 1) or (E, 1, N).
         out: None, or the (E, M, N) tensor to write (and return).
     """
     count = a.shape[0]
     whole = count - count % torch.get_num_threads()
-    if out is None:
-        out = a.new_empty(count, a.shape[1], b.shape[2])
-    if whole:
+    out = a.new_empty(count, a.shape[1], b.shape[2]) if out is None else out
+    parts = ([slice(0, whole)] if whole else []) + [slice(e, e + 1) for e in range(whole, count)]
+    for part in parts:
         if bias is None:
-            torch.bmm(a[:whole], b[:whole], out=out[:whole])
+            torch.bmm(a[part], b[part], out=out[part])
         else:
-            torch.baddbmm(bias[:whole], a[:whole], b[:whole], out=out[:whole])
-    for e in range(whole, count):
-        if bias is None:
-            torch.mm(a[e], b[e], out=out[e])
-        else:
-            torch.addmm(bias[e], a[e], b[e], out=out[e])
+            torch.baddbmm(bias[part], a[part], b[part], out=out[part])
     return out
 
 
