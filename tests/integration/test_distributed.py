@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -205,28 +206,80 @@ def test_torchrun_resumes_a_two_rank_run_like_one_process(tiny, two_ranks, one_p
     assert log.count("epoch 3: train loss") == 1 and log.count("resumed from") == 1  # rank 1 does not log to the file
 
 
+def _wait_all(launches: list[subprocess.Popen], logs: list[Path], timeout: float) -> None:
+    """Wait for every launch; past ``timeout`` kill them all and fail with every launch's stderr."""
+    deadline = time.monotonic() + timeout
+    try:
+        for launch in launches:
+            launch.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        for launch in launches:
+            launch.kill()
+            launch.wait()
+        tails = "\n".join(f"--- {log.name}:\n{log.read_text()[-2000:]}" for log in logs)
+        pytest.fail(f"the launches did not finish within {timeout} s\n{tails}")
+
+
 def test_two_nodes_with_c10d_rendezvous_train_like_one_process(tiny, one_process):
-    """The README's multi-node launch, with both "nodes" on 127.0.0.1: one torchrun per node."""
+    """The README's multi-node launch, with both "nodes" on 127.0.0.1: one torchrun per node.
+
+    The c10d rendezvous numbers the nodes itself; the node that gets rank 0 prints and writes the run.
+    """
     port = _free_ports(1)[0]
-    outputs = [tiny["folder"] / f"node{rank}" for rank in (0, 1)]
-    launches = []
-    for rank, output in enumerate(outputs):
-        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(rank)]
-        command += ["--nproc_per_node", "1", "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}"]
-        command += ["--rdzv_id", "mtlrec-test", "-m", "mtlrec", "train", str(tiny["config"]), "--output", str(output)]
+    folder = tiny["folder"] / "two_nodes"
+    folder.mkdir()
+    launches, logs = [], []
+    for node in (0, 1):
+        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1"]
+        command += ["--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "mtlrec-test"]
+        command += ["-m", "mtlrec", "train", str(tiny["config"]), "--output", str(folder / f"node{node}")]
         command += ["--no-progress"]
-        launches.append(
-            subprocess.Popen(
-                command,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env={**os.environ, "OMP_NUM_THREADS": "1"},
-            )
-        )
-    results = [launch.communicate(timeout=300) for launch in launches]
-    for launch, (_, stderr) in zip(launches, results):
-        assert launch.returncode == 0, stderr[-3000:]
-    _assert_close(json.loads(results[0][0]), _metrics(one_process))
-    assert _metrics(outputs[0]) == json.loads(results[0][0])
-    assert not outputs[1].exists() or not any(outputs[1].iterdir())  # the second node's rank writes nothing
+        logs += [folder / f"node{node}.stdout", folder / f"node{node}.stderr"]
+        with logs[-2].open("w") as stdout, logs[-1].open("w") as stderr:
+            environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+            launches.append(subprocess.Popen(command, stdout=stdout, stderr=stderr, env=environment))
+    _wait_all(launches, logs, timeout=300)
+    for launch, log in zip(launches, logs[1::2]):
+        assert launch.returncode == 0, log.read_text()[-3000:]
+    printed = [log.read_text() for log in logs[0::2]]
+    main = [node for node, text in enumerate(printed) if text.strip()]
+    assert len(main) == 1, printed  # rank 0 alone prints the metrics
+    metrics = json.loads(printed[main[0]])
+    _assert_close(metrics, _metrics(one_process))
+    assert _metrics(folder / f"node{main[0]}") == metrics
+    other = folder / f"node{1 - main[0]}"
+    assert not other.exists() or not any(other.iterdir())  # the other node's rank writes nothing
+
+
+LEAVE_THE_SESSION = """
+import json, os, sys, torch
+from mtlrec.training import make_optimizer
+from mtlrec.training.distributed import distributed_session
+
+with distributed_session("cpu") as context:
+    make_optimizer([], torch.nn.Linear(3, 1).parameters())  # the process's first import of torch._dynamo
+    context.all_reduce_sum(torch.ones(2))
+names = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")]
+with open(f"{sys.argv[1]}/threads{context.rank}.json", "w") as out:
+    json.dump(sorted(name for name in names if "gloo" in name), out)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread names from /proc")
+def test_leaving_the_session_stops_the_gloo_threads(tmp_path):
+    """Gloo threads alive at interpreter exit can abort a rank (SIGABRT) after its work is done.
+
+    torch 2.13's first import of torch._dynamo (building an optimizer does it) takes references to
+    the default process group that destroy_process_group does not drop, so the group's threads
+    outlived the session unless torch._dynamo was imported before the group was created.
+    """
+    script = tmp_path / "leave.py"
+    script.write_text(LEAVE_THE_SESSION)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
+    command += ["--master_port", str(_free_ports(1)[0]), str(script), str(tmp_path)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"threads{rank}.json").read_text()) == []

@@ -107,6 +107,18 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
+def _import_dynamo_before_the_group() -> None:
+    """Import ``torch._dynamo`` now, while no process group exists.
+
+    Its first import (building an optimizer does it) takes references to the default process group
+    that ``destroy_process_group`` does not drop (torch 2.13). The group then outlives the session and
+    its gloo threads are still running at interpreter exit, where one of them can free a tensor
+    during finalisation and abort the process (SIGABRT) after all its work is done; under torchrun
+    the other nodes then wait 300 s in the agents' exit barrier.
+    """
+    import torch._dynamo  # noqa: F401
+
+
 @contextlib.contextmanager
 def distributed_session(device: str = "auto", timeout_minutes: float = 30.0) -> Iterator[DistributedContext]:
     """The process's :class:`DistributedContext`; joins (and finally leaves) torchrun's process group.
@@ -128,6 +140,7 @@ def distributed_session(device: str = "auto", timeout_minutes: float = 30.0) -> 
         if missing:
             raise DistributedError(f"WORLD_SIZE={world_size} but {', '.join(missing)} unset; start with torchrun")
         backend = "nccl" if target.type == "cuda" else "gloo"
+        _import_dynamo_before_the_group()
         try:
             dist.init_process_group(backend, timeout=timedelta(minutes=timeout_minutes))
         except (RuntimeError, ValueError) as exc:
