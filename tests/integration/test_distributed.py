@@ -229,6 +229,7 @@ def test_two_nodes_with_c10d_rendezvous_train_like_one_process(tiny, one_process
     folder = tiny["folder"] / "two_nodes"
     folder.mkdir()
     launches, logs = [], []
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     for node in (0, 1):
         command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1"]
         command += ["--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "mtlrec-test"]
@@ -236,7 +237,6 @@ def test_two_nodes_with_c10d_rendezvous_train_like_one_process(tiny, one_process
         command += ["--no-progress"]
         logs += [folder / f"node{node}.stdout", folder / f"node{node}.stderr"]
         with logs[-2].open("w") as stdout, logs[-1].open("w") as stderr:
-            environment = {**os.environ, "OMP_NUM_THREADS": "1"}
             launches.append(subprocess.Popen(command, stdout=stdout, stderr=stderr, env=environment))
     _wait_all(launches, logs, timeout=300)
     for launch, log in zip(launches, logs[1::2]):
