@@ -257,7 +257,7 @@ from mtlrec.training import make_optimizer
 from mtlrec.training.distributed import distributed_session
 
 with distributed_session("cpu") as context:
-    make_optimizer([], torch.nn.Linear(3, 1).parameters())  # the process's first import of torch._dynamo
+    make_optimizer([], torch.nn.Linear(3, 1).parameters())  # imports torch._dynamo for the first time
     context.all_reduce_sum(torch.ones(2))
 names = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")]
 with open(f"{sys.argv[1]}/threads{context.rank}.json", "w") as out:
@@ -269,9 +269,9 @@ with open(f"{sys.argv[1]}/threads{context.rank}.json", "w") as out:
 def test_leaving_the_session_stops_the_gloo_threads(tmp_path):
     """Gloo threads alive at interpreter exit can abort a rank (SIGABRT) after its work is done.
 
-    torch 2.13's first import of torch._dynamo (building an optimizer does it) takes references to
-    the default process group that destroy_process_group does not drop, so the group's threads
-    outlived the session unless torch._dynamo was imported before the group was created.
+    torch.distributed.nn.functional binds the default group as its functions' default arguments when
+    first imported, and torch._dynamo imports it as an optimizer is built: imported inside the session,
+    it kept the group, and its threads, alive after destroy_process_group (torch 2.13).
     """
     script = tmp_path / "leave.py"
     script.write_text(LEAVE_THE_SESSION)

@@ -107,16 +107,18 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
-def _import_dynamo_before_the_group() -> None:
-    """Import ``torch._dynamo`` now, while no process group exists.
+def _import_before_the_group() -> None:
+    """Import ``torch.distributed.nn.functional`` now, while no process group exists.
 
-    Its first import (building an optimizer does it) takes references to the default process group
-    that ``destroy_process_group`` does not drop (torch 2.13). The group then outlives the session and
-    its gloo threads are still running at interpreter exit, where one of them can free a tensor
-    during finalisation and abort the process (SIGABRT) after all its work is done; under torchrun
-    the other nodes then wait 300 s in the agents' exit barrier.
+    Its functions take ``group=group.WORLD`` as default arguments, evaluated when it is first
+    imported (``torch._dynamo`` imports it, and building an optimizer imports that): imported while a
+    group exists, it keeps 10 references to that group, which ``destroy_process_group`` cannot drop
+    (torch 2.13). The group then outlives the session and its gloo threads still run at interpreter
+    exit, where one of them can free a tensor during finalisation and abort the process (SIGABRT)
+    after all its work is done; under torchrun the other nodes then wait 300 s in the agents' exit
+    barrier.
     """
-    import torch._dynamo  # noqa: F401
+    import torch.distributed.nn.functional  # noqa: F401
 
 
 @contextlib.contextmanager
@@ -140,7 +142,7 @@ def distributed_session(device: str = "auto", timeout_minutes: float = 30.0) -> 
         if missing:
             raise DistributedError(f"WORLD_SIZE={world_size} but {', '.join(missing)} unset; start with torchrun")
         backend = "nccl" if target.type == "cuda" else "gloo"
-        _import_dynamo_before_the_group()
+        _import_before_the_group()
         try:
             dist.init_process_group(backend, timeout=timedelta(minutes=timeout_minutes))
         except (RuntimeError, ValueError) as exc:
