@@ -40,7 +40,7 @@ class EagerModel:
     """A run's eager ScoringModel behind the exported-model interface (``run(ids, dense)``)."""
 
     def __init__(self, run_dir: str, fusion: dict):
-        from mtlrec import api, build
+        from mtlrec.app import api, build
         from mtlrec.export import Fusion, scoring_model
 
         config, pipeline, model = api.load_run(run_dir)

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from mtlrec import build
+from mtlrec.app import build
+from mtlrec.app.run_files import RunFiles
 from mtlrec.config import load_config
-from mtlrec.datasets import encode, read_split
-from mtlrec.run_files import RunFiles
+from mtlrec.data.reading import encode, read_split
 from mtlrec.training.diagnostics import DiagnosticsRecorder, DiagnosticsSettings
 
 

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
-from mtlrec import build
+from mtlrec.app import build
+from mtlrec.app.run_files import RunFiles
 from mtlrec.config import load_config
-from mtlrec.run_files import RunFiles
 
 BENCHMARKS = Path(__file__).resolve().parent
 CONFIG = BENCHMARKS / "configs" / "synth_mmoe.yaml"

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 
-from mtlrec import build
+from mtlrec.app import build
+from mtlrec.app.run_files import RunFiles
 from mtlrec.config import load_config
-from mtlrec.datasets import encode, read_splits
+from mtlrec.data.reading import encode, read_splits
 from mtlrec.evaluation import compute_metrics, predict_scores
-from mtlrec.run_files import RunFiles
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,3 +1,3 @@
-from mtlrec.cli import main
+from mtlrec.app.cli import main
 
 raise SystemExit(main())

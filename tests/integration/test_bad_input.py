@@ -6,7 +6,7 @@ import gzip
 import textwrap
 from pathlib import Path
 
-from mtlrec.cli import main
+from mtlrec.app.cli import main
 
 CENSUS_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "census"
 

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from mtlrec.cli import main
+from mtlrec.app.cli import main
 from mtlrec.synth import write_cascade
 
 CASCADE_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "cascade"

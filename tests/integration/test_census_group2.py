@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
+from mtlrec.app.experiments.census import ARCHITECTURES, label_correlation
 from mtlrec.config import config_to_dict, load_config
-from mtlrec.experiments.census import ARCHITECTURES, label_correlation
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "census"
 COLLEGE = {

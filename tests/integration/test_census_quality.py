@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mtlrec import api
+from mtlrec.app import api
 from mtlrec.config import load_config
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "census" / "mmoe.yaml"

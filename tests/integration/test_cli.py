@@ -12,7 +12,7 @@ import pytest
 from safetensors.torch import load_file
 from sklearn.metrics import log_loss, roc_auc_score
 
-from mtlrec.cli import main
+from mtlrec.app.cli import main
 
 CENSUS_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "census"
 

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.csv as pa_csv
 import pytest
 
-from mtlrec.cli import main
+from mtlrec.app.cli import main
 
 
 def test_synth_cascade_writes_the_file_and_prints_the_meta_summary(tmp_path):

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from scipy import stats
 
-from mtlrec import api
-from mtlrec.cli import main
+from mtlrec.app import workflows
+from mtlrec.app.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 CENSUS = REPO / "data" / "census-income"
@@ -55,7 +55,7 @@ def _forbid_training(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(api, "train", fail)
+    monkeypatch.setattr(workflows, "train", fail)
 
 
 def test_compare_writes_the_gain_recomputable_from_the_runs(tmp_path, tiny, capsys, monkeypatch):

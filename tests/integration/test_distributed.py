@@ -29,7 +29,7 @@ import torch.multiprocessing as mp
 import yaml
 from torch import nn
 
-from mtlrec import api
+from mtlrec.app import api
 from mtlrec.config import load_config
 from mtlrec.nn.sparse_lookup import row_sparse_lookup
 from mtlrec.training.grad_sync import GradientSync

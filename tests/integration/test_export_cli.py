@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from mtlrec.cli import main
+from mtlrec.app.cli import main
 
 CENSUS_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "census"
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from sklearn.metrics import log_loss, mean_absolute_error, mean_squared_error, roc_auc_score
 
-from mtlrec.cli import main
+from mtlrec.app.cli import main
 
 ROWS = {"train": 1500, "valid": 500, "test": 600}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from mtlrec.cli import main
+from mtlrec.app.cli import main
 
 CENSUS_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "census"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

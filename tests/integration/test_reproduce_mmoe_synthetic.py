@@ -12,8 +12,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from mtlrec.cli import main
-from mtlrec.experiments.mmoe_synthetic import PAPER_FINAL_LOSS
+from mtlrec.app.cli import main
+from mtlrec.app.experiments.mmoe_synthetic import PAPER_FINAL_LOSS
 
 MODELS = ("shared_bottom", "omoe", "mmoe")
 

@@ -26,9 +26,9 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from mtlrec import api, build
-from mtlrec.cli import main
-from mtlrec.datasets import RawSplit, encode
+from mtlrec.app import api, build
+from mtlrec.app.cli import main
+from mtlrec.data.reading import RawSplit, encode
 from mtlrec.evaluation import predict_scores
 from mtlrec.io import read_table
 from mtlrec.serving import Predictor

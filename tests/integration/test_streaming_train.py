@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 
-from mtlrec import api
+from mtlrec.app import api
 from mtlrec.config import validate_config
 from mtlrec.errors import ConfigError
 

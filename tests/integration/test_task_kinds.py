@@ -15,7 +15,7 @@ import yaml
 from safetensors.torch import load_file
 from sklearn.metrics import accuracy_score, log_loss, mean_squared_error, roc_auc_score
 
-from mtlrec.cli import main
+from mtlrec.app.cli import main
 
 CENSUS_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "census"
 MARITAL = [
@@ -188,9 +188,9 @@ def test_missing_labels_are_an_error_naming_the_row_unless_masked(tmp_path, cens
 
 
 def test_sample_weight_formula_gives_each_row_its_weight(tmp_path, census_overrides, census_slice):
-    from mtlrec import build
+    from mtlrec.app import build
     from mtlrec.config import load_config
-    from mtlrec.datasets import read_split
+    from mtlrec.data.reading import read_split
 
     formula = "1 + 4*(capital_gains > 0) + log1p(dividends_from_stocks)"
     overrides = [*census_overrides, f"tasks[0].sample_weight={formula}"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from mtlrec.cli import main
+from mtlrec.app.cli import main
 from mtlrec.weighting import WEIGHTINGS
 
 CENSUS_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "census"

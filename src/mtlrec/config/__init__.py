@@ -2,7 +2,7 @@
 
 Unknown keys and wrong types are errors naming the config path (``tasks[1].label.column``).
 Names that refer to registries (architectures, losses, metrics, weightings) are checked by
-:mod:`mtlrec.build`, the only package that looks names up in registries.
+:mod:`mtlrec.app.build`, the only package that looks names up in registries.
 """
 
 from mtlrec.config.loading import apply_override, config_to_dict, load_config, validate_config

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mtlrec.batch import EncodedData
+from mtlrec.data.batch import EncodedData
 from mtlrec.evaluation.metrics import METRICS
 
 

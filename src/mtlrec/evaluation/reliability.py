@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from mtlrec.batch import EncodedData
+from mtlrec.data.batch import EncodedData
 from mtlrec.evaluation.evaluator import ScoreLink, predict_scores
 
 

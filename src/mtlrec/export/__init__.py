@@ -3,7 +3,7 @@
 ``fusion`` (score fusion, compiled into the graph), ``scoring`` (the module that is exported),
 ``exporters`` (ONNX, TorchScript), ``runtime`` (running an exported file), ``parity`` (exported vs
 eager), ``artifact`` (directory layout, manifest, sha256, atomic write) and ``package`` (all of it
-in order). Imports no config: the composition root (``mtlrec.api``) hands in plain objects.
+in order). Imports no config: the composition root (``mtlrec.app.api``) hands in plain objects.
 """
 
 from mtlrec.export.artifact import FEATURES, FORMAT_NAME, FORMAT_VERSION, MANIFEST, is_artifact, read_manifest

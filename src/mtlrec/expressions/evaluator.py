@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mtlrec.expressions.errors import ExpressionError
 from mtlrec.expressions.syntax import COMPARISONS, FUNCTIONS, LOGICAL, Binary, Call, Name, Node, Number, String, Unary
 
-if TYPE_CHECKING:
-    from mtlrec.expressions.expression import Expression
+
+class Parsed(Protocol):
+    """What an evaluator reads of a parsed expression (:class:`~mtlrec.expressions.Expression` has it)."""
+
+    text: str
+    root: Node
+
+    @property
+    def names(self) -> frozenset[str]: ...
+
+    @property
+    def is_boolean(self) -> bool: ...
 
 # what every evaluator's ``ops`` table maps to an elementwise function; clip and pow are built from these
 OPERATIONS = frozenset({"+", "-", "*", "/", "^", *COMPARISONS, *LOGICAL, "not", "isnan", *FUNCTIONS} - {"clip", "pow"})
@@ -35,7 +45,7 @@ class Evaluator:
         if missing := OPERATIONS - set(getattr(cls, "ops", {})):
             raise TypeError(f"{cls.__name__}.ops lacks {sorted(missing)}")
 
-    def __init__(self, expression: Expression, values: Mapping[str, Any]) -> None:
+    def __init__(self, expression: Parsed, values: Mapping[str, Any]) -> None:
         self.expression, self.values = expression, values
         self._check_names()
 

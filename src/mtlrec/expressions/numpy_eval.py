@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from mtlrec.expressions.evaluator import Evaluator
+from mtlrec.expressions.evaluator import Evaluator, Parsed
 from mtlrec.expressions.syntax import Binary, Name, Node, String
 
-if TYPE_CHECKING:
-    from mtlrec.expressions.expression import Expression
 
-
-def evaluate_numpy(expression: Expression, values: Mapping[str, np.ndarray | float | str]) -> np.ndarray:
+def evaluate_numpy(expression: Parsed, values: Mapping[str, np.ndarray | float | str]) -> np.ndarray:
     """Evaluate ``expression`` elementwise with numpy broadcasting (see :meth:`Expression.evaluate`)."""
     evaluator = NumpyEvaluator(expression, values)
     with np.errstate(all="ignore"):

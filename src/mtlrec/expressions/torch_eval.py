@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from mtlrec.expressions.evaluator import Evaluator
+from mtlrec.expressions.evaluator import Evaluator, Parsed
 from mtlrec.expressions.syntax import Name, String
 
-if TYPE_CHECKING:
-    from mtlrec.expressions.expression import Expression
 
-
-def evaluate_torch(expression: Expression, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+def evaluate_torch(expression: Parsed, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Evaluate ``expression`` elementwise with torch ops (see :meth:`Expression.evaluate_torch`)."""
     return TorchEvaluator(expression, values).run()
 
@@ -36,7 +33,7 @@ class TorchEvaluator(Evaluator):
         "sqrt": torch.sqrt, "min": torch.minimum, "max": torch.maximum,
     }  # fmt: skip
 
-    def __init__(self, expression: Expression, values: Mapping[str, torch.Tensor]) -> None:
+    def __init__(self, expression: Parsed, values: Mapping[str, torch.Tensor]) -> None:
         super().__init__(expression, values)
         for node in expression.root.walk():  # strings and non-tensors fail before anything is traced
             if isinstance(node, String):

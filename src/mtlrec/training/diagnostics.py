@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mtlrec.batch import EncodedData
+from mtlrec.data.batch import EncodedData
+from mtlrec.data.sources import TrainSource
 from mtlrec.evaluation.diagnostics import (
     GateSummary,
     alarm_message,
@@ -31,7 +32,6 @@ from mtlrec.evaluation.diagnostics import (
     label_correlation,
 )
 from mtlrec.io import atomic_write
-from mtlrec.training.sources import TrainSource
 from mtlrec.weighting.base import task_gradients
 
 log = logging.getLogger("mtlrec.train")

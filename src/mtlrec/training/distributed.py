@@ -27,12 +27,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from mtlrec.batch import EncodedData
+from mtlrec.data.batch import EncodedData
+from mtlrec.data.sources import share
 from mtlrec.errors import ConfigError, DistributedError
 from mtlrec.evaluation import compute_metrics, evaluate, predict_scores
 from mtlrec.evaluation.evaluator import ScoreLink
 from mtlrec.training.grad_sync import gather_rows
-from mtlrec.training.sources import share
 
 log = logging.getLogger("mtlrec.train")
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from mtlrec.batch import Batch, EncodedData
+from mtlrec.data.batch import Batch, EncodedData
+from mtlrec.data.sources import InMemorySource, TrainSource
 from mtlrec.evaluation.selection import SelectionCriterion
 from mtlrec.io import atomic_write
 from mtlrec.losses import Loss, task_losses
-from mtlrec.run_files import RunFiles
 from mtlrec.training.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from mtlrec.training.diagnostics import DiagnosticsRecorder
 from mtlrec.training.distributed import DistributedContext, evaluate_sharded
@@ -23,10 +24,22 @@ from mtlrec.training.grad_sync import GradientSync
 from mtlrec.training.optim import CompositeOptimizer
 from mtlrec.training.progress import EpochProgress
 from mtlrec.training.schedule import lr_factor
-from mtlrec.training.sources import InMemorySource, TrainSource
 from mtlrec.weighting import WeightingStrategy
 
 log = logging.getLogger("mtlrec.train")
+
+
+class TrainingFiles(Protocol):
+    """Where the trainer writes: the best weights, the resumable checkpoint and the epoch history."""
+
+    @property
+    def weights(self) -> Path: ...
+
+    @property
+    def checkpoint(self) -> Path: ...
+
+    @property
+    def history(self) -> Path: ...
 
 
 @dataclass
@@ -81,7 +94,7 @@ class Trainer:
         optimizer: CompositeOptimizer,
         metric_names: dict[str, list[str]],
         settings: TrainSettings,
-        files: RunFiles,
+        files: TrainingFiles,
         diagnostics: DiagnosticsRecorder | None = None,
         context: DistributedContext | None = None,
     ):

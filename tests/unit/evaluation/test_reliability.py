@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.calibration import calibration_curve
 
-from mtlrec.batch import EncodedData
+from mtlrec.data.batch import EncodedData
 from mtlrec.evaluation.reliability import reliability_bins, reliability_report
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mtlrec.build import check_config, selection_criterion
+from mtlrec.app.build import check_config, selection_criterion
 from mtlrec.config import validate_config
 from mtlrec.errors import ConfigError
 from mtlrec.evaluation.selection import (

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtlrec import build
+from mtlrec.app import build
 from mtlrec.config import load_config
 from mtlrec.errors import ConfigError
 from mtlrec.export import Fusion, FusionModule

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from mtlrec.app.run_files import RunFiles
 from mtlrec.architectures.moe import MMoE
 from mtlrec.architectures.shared_bottom import SharedBottom
-from mtlrec.batch import Batch, EncodedData
+from mtlrec.data.batch import Batch, EncodedData
 from mtlrec.losses import LOSSES, task_losses
 from mtlrec.model import MultiTaskModel
 from mtlrec.nn import InputLayer
-from mtlrec.run_files import RunFiles
 from mtlrec.training import Trainer, TrainSettings, make_optimizer
 from mtlrec.training.diagnostics import DiagnosticsRecorder, DiagnosticsSettings
 from mtlrec.weighting import WEIGHTINGS

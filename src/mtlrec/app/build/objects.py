@@ -1,0 +1,195 @@
+"""Config → objects: the feature pipeline, read options, losses, model, weighting, optimizer, trainer."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mtlrec.app.build.diagnostics import build_diagnostics
+from mtlrec.app.build.params import (
+    architecture_params,
+    loss_params,
+    metric_names,
+    params_for_tasks,
+    trained_tasks,
+    weighting_params,
+)
+from mtlrec.app.build.selection import selection_criterion
+from mtlrec.app.run_files import RunFiles
+from mtlrec.architectures import ARCHITECTURES
+from mtlrec.config import CategoricalFeature, Config
+from mtlrec.data.reading import RandomSplit, ReadOptions
+from mtlrec.errors import ConfigError
+from mtlrec.features import (
+    BinaryLabel,
+    CategoricalEncoder,
+    ClassLabel,
+    FeaturePipeline,
+    FeatureSpec,
+    LabelRule,
+    LabelSpec,
+    NumericEncoder,
+    RegressionLabel,
+)
+from mtlrec.io import CsvFormat
+from mtlrec.losses import LOSSES, Loss, TransformedTarget
+from mtlrec.model import IndependentTaskModels, MultiTaskModel
+from mtlrec.nn import InputLayer
+from mtlrec.training import CompositeOptimizer, Trainer, TrainSettings, make_optimizer
+from mtlrec.training.distributed import DistributedContext
+from mtlrec.weighting import WEIGHTINGS, WeightingStrategy
+
+
+def build_pipeline(config: Config) -> FeaturePipeline:
+    """Unfitted feature pipeline: one encoder per feature, one label rule per task."""
+    features = []
+    for feature in config.features:
+        if isinstance(feature, CategoricalFeature):
+            encoder: CategoricalEncoder | NumericEncoder = CategoricalEncoder(
+                feature.min_count, feature.max_vocab_size, feature.hash_buckets
+            )
+        else:
+            encoder = NumericEncoder(
+                feature.fill_value, feature.log1p, feature.standardize, feature.buckets, feature.boundaries
+            )
+        features.append(FeatureSpec(feature.name, feature.column or feature.name, encoder))
+    labels = []
+    for task in config.tasks:
+        kind = LOSSES[task.loss].kind
+        if kind == "regression":
+            transform = task.label.transform
+            rule: LabelRule = RegressionLabel(transform.clip, transform.log1p, transform.standardize)
+        elif kind == "multiclass":
+            rule = ClassLabel(task.label.classes)
+        else:
+            rule = BinaryLabel(task.label.positive, task.label.negative, task.label.threshold)
+        labels.append(
+            LabelSpec(task.name, task.label.column, rule, task.sample_space, task.sample_weight, task.label.missing)
+        )
+    return FeaturePipeline(features, labels)
+
+
+def read_options(config: Config) -> ReadOptions:
+    csv = config.data.csv
+    csv_format = CsvFormat(
+        csv.delimiter,
+        csv.header,
+        tuple(csv.column_names) if csv.column_names else None,
+        tuple(csv.null_values),
+        csv.strip_whitespace,
+        csv.bad_rows,
+    )
+    return ReadOptions(
+        config.data.format, csv_format, config.data.read_batch_rows, group_column=config.evaluation.group_by
+    )
+
+
+def data_files(config: Config) -> dict[str, str]:
+    return {name: path for name in ("train", "valid", "test") if (path := getattr(config.data, name))}
+
+
+def random_split(config: Config) -> RandomSplit | None:
+    split = config.data.split
+    return None if split is None else RandomSplit(split.source, dict(split.fractions), split.seed)
+
+
+def build_losses(config: Config, pipeline: FeaturePipeline) -> dict[str, Loss]:
+    """Each task's loss; a regression task with label transforms gets scores back in its original unit."""
+    losses: dict[str, Loss] = {}
+    for index, (task, spec) in enumerate(zip(config.tasks, pipeline.labels)):
+        loss = LOSSES[task.loss](masked=spec.masked, **loss_params(task, f"tasks[{index}].loss_params"))
+        if isinstance(spec.rule, RegressionLabel) and spec.rule.transformed:
+            loss = TransformedTarget(loss, spec.rule.inverse)
+        losses[task.name] = loss
+    return losses
+
+
+def build_model(config: Config, pipeline: FeaturePipeline) -> nn.Module:
+    """Input layer + architecture, initialised from ``train.seed``."""
+    torch.manual_seed(config.train.seed)
+    architecture_class = ARCHITECTURES[config.model.architecture]
+    params = architecture_params(config)
+    output_dims = {task.name: len(task.label.classes) for task in config.tasks if task.label.classes is not None}
+    domain_column, supplied = None, {}
+    if config.model.domain_feature is not None:
+        id_names = [feature.name for feature in pipeline.id_features]
+        domain_column = id_names.index(config.model.domain_feature)
+        supplied["num_domains"] = pipeline.vocab_sizes()[domain_column]
+    task_groups = [[t] for t in pipeline.task_names] if architecture_class.independent_tasks else [pipeline.task_names]
+    models = {}
+    for tasks in task_groups:
+        input_layer = InputLayer(pipeline.vocab_sizes(), config.model.embedding_dim, len(pipeline.dense_features))
+        group_params = params_for_tasks(params, tasks)
+        group_dims = {task: dims for task, dims in output_dims.items() if task in tasks}
+        if group_dims:
+            group_params["output_dims"] = group_dims
+        try:
+            architecture = architecture_class(
+                input_dim=input_layer.output_dim(), task_names=tasks, **group_params, **supplied
+            )
+        except ValueError as exc:
+            raise ConfigError(f"model ({config.model.architecture}): {exc}") from None
+        models[tasks[0]] = MultiTaskModel(input_layer, architecture, domain_column)
+    if architecture_class.independent_tasks:
+        return IndependentTaskModels(models)
+    return next(iter(models.values()))
+
+
+def build_weighting(config: Config) -> WeightingStrategy:
+    return WEIGHTINGS[config.weighting.name](num_tasks=len(trained_tasks(config)), **weighting_params(config))
+
+
+def build_optimizer(config: Config, model: nn.Module, strategy: WeightingStrategy) -> CompositeOptimizer:
+    train = config.train
+    return make_optimizer(
+        model.embedding_parameters(),
+        model.parameters(),
+        train.optimizer,
+        train.lr,
+        train.embedding_lr,
+        train.weight_decay,
+        strategy.parameters(),
+    )
+
+
+def build_trainer(
+    config: Config,
+    model: nn.Module,
+    pipeline: FeaturePipeline,
+    files: RunFiles,
+    show_progress_bar: bool | None = None,
+    context: DistributedContext | None = None,
+) -> Trainer:
+    """The trainer of ``model``; under data parallelism (``context``) rank 0 alone shows progress and diagnostics."""
+    context = context or DistributedContext()
+    if not context.is_main:
+        show_progress_bar = False
+    strategy = build_weighting(config).to(context.device)
+    selection = selection_criterion(config)
+    stopping = config.train.early_stopping
+    settings = TrainSettings(
+        epochs=config.train.epochs,
+        batch_size=config.train.batch_size,
+        seed=config.train.seed,
+        eval_batch_size=config.train.eval_batch_size,
+        lr_schedule=config.train.lr_schedule,
+        warmup_steps=config.train.warmup_steps,
+        log_every=config.train.log_every,
+        selection=selection,
+        patience=stopping.patience if stopping else None,
+        min_delta=stopping.min_delta if stopping else 0.0,
+        higher_is_better=selection.higher_is_better if selection else True,
+        show_progress_bar=show_progress_bar,
+        precision=config.train.precision,
+    )
+    return Trainer(
+        model,
+        build_losses(config, pipeline),
+        strategy,
+        build_optimizer(config, model, strategy),
+        metric_names(config),
+        settings,
+        files,
+        build_diagnostics(config, model, files) if context.is_main else None,
+        context,
+    )

@@ -1,0 +1,144 @@
+"""Training, evaluation and prediction with run directories (what ``mtlrec train|evaluate|predict`` do)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mtlrec.app import build
+from mtlrec.app.run_files import RunFiles
+from mtlrec.app.runs import load_run, prepare_run_dir, write_json
+from mtlrec.config import Config
+from mtlrec.data import encode, read_split
+from mtlrec.evaluation import evaluate, predict_scores
+from mtlrec.evaluation.reliability import reliability_report
+from mtlrec.features import FeaturePipeline
+from mtlrec.io import write_table
+from mtlrec.losses import LOSSES
+from mtlrec.training import load_weights
+from mtlrec.training.distributed import distributed_session, evaluate_sharded, main_rank_logging
+
+log = logging.getLogger("mtlrec")
+
+Metrics = dict[str, dict[str, dict[str, float]]]
+
+
+def train(
+    config: Config,
+    output: str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    show_progress_bar: bool | None = None,
+) -> Metrics:
+    """Train the configured model into ``output`` and evaluate its best epoch.
+
+    Returns ``{"valid": {task: {metric: value}}, "test": {...}}`` (splits that exist), also written
+    to ``metrics.json``. With ``resume``, training continues from the run's last checkpoint (only
+    ``train.epochs`` may differ from the saved config).
+    """
+    build.check_config(config)
+    files = RunFiles(Path(output))
+    # under torchrun: every rank trains, rank 0 alone writes (see mtlrec.training.distributed)
+    with distributed_session(config.train.device) as context, main_rank_logging(context):
+        if context.is_main:
+            prepare_run_dir(files, config, resume, overwrite)
+        context.barrier()
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        with _log_to(files.log) if context.is_main else contextlib.nullcontext():
+            pipeline, data = build.training_data(config, files, resume, context)
+            log.info(
+                "rows: %s; id features %d (embedding rows %d), dense features %d",
+                {name: len(d) for name, d in data.items()},
+                len(pipeline.id_features),
+                sum(pipeline.vocab_sizes()),
+                len(pipeline.dense_features),
+            )
+            model = build.build_model(config, pipeline).to(context.device)
+            trainer = build.build_trainer(config, model, pipeline, files, show_progress_bar, context)
+            result = trainer.fit(data["train"], data.get("valid"), resume=resume)
+            if context.is_main:
+                load_weights(model, files.weights)
+            context.broadcast_module(model)
+            losses, metric_names = build.build_losses(config, pipeline), build.metric_names(config)
+            metrics = {
+                split: evaluate_sharded(model, data[split], losses, metric_names, config.train.eval_batch_size, context)
+                for split in ("valid", "test")
+                if split in data
+            }
+            if context.is_main:
+                write_json(files.metrics, metrics)
+                log.info("best epoch %d; metrics of the best epoch: %s", result.best_epoch + 1, json.dumps(metrics))
+                _write_calibration(files, config, pipeline, model, data)
+    return metrics
+
+
+def evaluate_run(run_dir: str | Path, data_path: str | Path) -> dict[str, dict[str, float]]:
+    """Metrics of a run's best model on a labelled file: {task: {metric: value}}."""
+    config, pipeline, model = load_run(run_dir)
+    raw = read_split(data_path, pipeline, build.read_options(config), with_labels=True)
+    return evaluate(
+        model,
+        encode(raw, pipeline, config.evaluation.group_by),
+        build.build_losses(config, pipeline),
+        build.metric_names(config),
+        config.train.eval_batch_size,
+    )
+
+
+def predict_run(run_dir: str | Path, data_path: str | Path, output: str | Path, threads: int | None = None) -> int:
+    """Write one score column per task for every row of ``data_path``; returns the row count.
+
+    Binary and regression tasks give a float column; a multi-class task gives a fixed-size list of its
+    C class probabilities (Parquet), in the order of ``label.classes``. ``run_dir`` may also be an
+    artifact directory (``mtlrec export``): the file is then streamed through the exported model, and
+    the fused ``score`` column follows the tasks' (``threads``: its runtime's threads).
+    """
+    from mtlrec.app.deploy import predict_artifact
+    from mtlrec.export import is_artifact
+    from mtlrec.serving.batch import score_table
+
+    if is_artifact(run_dir):
+        return predict_artifact(run_dir, data_path, output, threads)
+    config, pipeline, model = load_run(run_dir)
+    raw = read_split(data_path, pipeline, build.read_options(config), with_labels=False)
+    scores = predict_scores(
+        model, encode(raw, pipeline), build.build_losses(config, pipeline), config.train.eval_batch_size
+    )
+    write_table(score_table(scores), output)
+    return raw.table.num_rows
+
+
+def _write_calibration(
+    files: RunFiles, config: Config, pipeline: FeaturePipeline, model: torch.nn.Module, data: dict[str, Any]
+) -> None:
+    """Reliability bins of the binary tasks on the test split (else valid), for ``mtlrec report``."""
+    split = next((name for name in ("test", "valid") if name in data), None)
+    binary = [task.name for task in config.tasks if LOSSES[task.loss].kind == "binary"]
+    if split is None or not binary:
+        return
+    links = build.build_losses(config, pipeline)
+    bins = reliability_report(model, data[split], links, binary, config.train.eval_batch_size)
+    write_json(files.calibration, {"split": split, "tasks": bins})
+
+
+@contextlib.contextmanager
+def _log_to(path: Path) -> Iterator[None]:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("mtlrec")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+

@@ -1,0 +1,5 @@
+"""The full model: the input layer (embeddings, sequence encoders, feature groups) and an architecture."""
+
+from mtlrec.model.multitask import IndependentTaskModels, MultiTaskModel
+
+__all__ = ["IndependentTaskModels", "MultiTaskModel"]
