@@ -52,12 +52,11 @@ def export_run(
     config, pipeline, model = load_run(run_dir)
     scoring = scoring_model(model, build.build_losses(config, pipeline), pipeline, build.build_fusion(config, fusion))
     table, source = _parity_table(config, pipeline, data)
-    ids, dense = pipeline.transform_features(table, source)
+    inputs = pipeline.transform_features(table, source)
     manifest = export_artifact(
         scoring,
         pipeline,
-        ids,
-        dense,
+        inputs,
         output,
         model_format,
         build.read_options(config).csv,
@@ -66,7 +65,7 @@ def export_run(
     )
     log.info(
         "exported %s to %s (%s); parity on %d rows of %s: max abs diff %.3g",
-        *(run_dir, output, model_format, len(ids), source, manifest["parity"]["max_abs_diff"]),
+        *(run_dir, output, model_format, table.num_rows, source, manifest["parity"]["max_abs_diff"]),
     )
     return manifest
 
@@ -87,22 +86,24 @@ def _parity_table(config: Any, pipeline: FeaturePipeline, data: str | Path | Non
     options = build.read_options(config)
     columns = pipeline.column_types(include_labels=False)
     if data is not None:
-        return _sample(_head(data, columns, options), 0), str(data)
+        return _sample(_head(data, pipeline, options), 0), str(data)
     files, split = build.data_files(config), build.random_split(config)
     for name in ("valid", "test", "train"):
         if split is not None and (name in split.fractions or name == split.source):
             raw: dict[str, RawSplit] = read_splits({split.source: files[split.source]}, pipeline, options, split)
             return _sample(raw[name].table.select(list(columns)), 0), f"{raw[name].source}"
         if name in files:
-            return _sample(_head(files[name], columns, options), 0), files[name]
+            return _sample(_head(files[name], pipeline, options), 0), files[name]
     raise DataError("the config names no data file for the parity check; pass --data FILE")
 
 
-def _head(path: str | Path, columns: dict[str, pa.DataType], options: Any, rows: int = 8 * PARITY_ROWS) -> pa.Table:
+def _head(path: str | Path, pipeline: FeaturePipeline, options: Any, rows: int = 8 * PARITY_ROWS) -> pa.Table:
     """The first ``rows`` rows (about) of the first file of ``path``."""
     batches, count = [], 0
     first = expand_paths(path)[0]
-    for batch in iter_record_batches(first, columns, options.file_format, options.csv, max(rows, 1024)):
+    columns, separators = pipeline.column_types(include_labels=False), pipeline.separators()
+    reading = (options.file_format, options.csv, max(rows, 1024))
+    for batch in iter_record_batches(first, columns, *reading, separators=separators):
         batches.append(batch)
         count += batch.num_rows
         if count >= rows:

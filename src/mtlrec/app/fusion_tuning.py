@@ -69,7 +69,7 @@ def tune_fusion(
     options.group_column = group_column
     data = encode(read_split(data_path, pipeline, options, with_labels=True), pipeline, group_column)
     scores = predict_scores(model, data, losses, config.train.eval_batch_size)
-    labels = {task: losses[task].original(data.labels[:, i]).numpy() for i, task in enumerate(data.task_names)}
+    labels = {task: losses[task].original(data.labels[task]).numpy() for task in data.task_names}
     targets = [TaskLabels(task, losses[task].kind, labels[task].astype(np.float64)) for task in single]
     try:
         fusions = fusion_grid(fused, steps, _kinds(kinds, fused, scores))

@@ -54,11 +54,11 @@ def train(
         with _log_to(files.log) if context.is_main else contextlib.nullcontext():
             pipeline, data = build.training_data(config, files, resume, context)
             log.info(
-                "rows: %s; id features %d (embedding rows %d), dense features %d",
+                "rows: %s; %d features, %d model inputs, %d embedding rows",
                 {name: len(d) for name, d in data.items()},
-                len(pipeline.id_features),
-                sum(pipeline.vocab_sizes()),
-                len(pipeline.dense_features),
+                len(pipeline.encoders),
+                len(pipeline.inputs()),
+                sum(pipeline.tables().values()),
             )
             model = build.build_model(config, pipeline).to(context.device)
             trainer = build.build_trainer(config, model, pipeline, files, show_progress_bar, context)

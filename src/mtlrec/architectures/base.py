@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -19,7 +20,9 @@ class Architecture(nn.Module):
 
     Optional parts of the contract, each with a default here:
 
-    * ``needs_domain``: ``forward(x, domain)`` also takes the (B,) int64 domain index (STAR);
+    * ``group_inputs``: feature groups read besides the main input, by role → how: ``"ids"`` (the (B,)
+      int64 ids of the group's one feature; STAR's ``domain``); ``forward`` takes each role as a
+      keyword argument, and the constructor ``num_<role>s`` (the ids' range) when read as ids;
     * ``auxiliary_loss(outputs)``: a regulariser added, unweighted, to the weighted task losses
       (AITM's calibrator, the L2 soft-sharing penalty);
     * ``last_representation``: set during training by architectures with one shared tensor that
@@ -37,8 +40,8 @@ class Architecture(nn.Module):
     has_gates = False
     #: True when the tasks must not share the input embeddings either (independent baselines).
     independent_tasks = False
-    #: True when ``forward`` takes the (B,) domain index as a second argument.
-    needs_domain = False
+    #: Extra feature groups ``forward`` reads, by role (keyword argument) → ``"ids"``.
+    group_inputs: ClassVar[dict[str, str]] = {}
     #: The exact number of tasks the architecture is defined for (None: any number ≥ 1).
     required_num_tasks: int | None = None
     #: True when every task's output depends on every parameter (no task owns any, e.g. ESMM).

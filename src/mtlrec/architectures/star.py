@@ -180,6 +180,7 @@ class STAR(Architecture):
     domain embedding and the auxiliary MLP; each task owns its tower and its auxiliary head.
     Deviation: training normalisation statistics with mixed-domain batches (see ``PartitionedNorm``).
 
+    The domain is the feature group ``domain`` (one categorical feature), read as ids.
     ``num_domains`` P counts every index the domain feature can take (padding and OOV included):
     domains absent from training keep their initial domain-specific weights (W_p = 1, b_p = 0), and
     the normalisation falls back to whole-batch moving averages for them.
@@ -198,7 +199,7 @@ class STAR(Architecture):
         output_dims: per-task output widths (see ``Architecture``).
     """
 
-    needs_domain = True
+    group_inputs = {"domain": "ids"}
 
     def __init__(
         self,

@@ -5,9 +5,17 @@ Names that refer to registries (architectures, losses, metrics, weightings) are 
 :mod:`mtlrec.app.build`, the only package that looks names up in registries.
 """
 
+from mtlrec.config.features import (
+    CategoricalFeature,
+    CrossFeature,
+    MultiValuedFeature,
+    NumericFeature,
+    SequenceEncoderConfig,
+    SequenceFeature,
+    SequenceFieldConfig,
+)
 from mtlrec.config.loading import apply_override, config_to_dict, load_config, validate_config
 from mtlrec.config.models import (
-    CategoricalFeature,
     Config,
     CsvOptions,
     DataConfig,
@@ -18,7 +26,6 @@ from mtlrec.config.models import (
     LabelConfig,
     LabelTransform,
     ModelConfig,
-    NumericFeature,
     ServingConfig,
     SplitOptions,
     StreamingOptions,
@@ -30,6 +37,11 @@ from mtlrec.config.models import (
 __all__ = [
     "CategoricalFeature",
     "Config",
+    "CrossFeature",
+    "MultiValuedFeature",
+    "SequenceEncoderConfig",
+    "SequenceFeature",
+    "SequenceFieldConfig",
     "CsvOptions",
     "DataConfig",
     "DiagnosticsConfig",

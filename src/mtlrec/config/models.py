@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from mtlrec.config.base import Strict
 from mtlrec.config.easyrec import translate_task_towers
+from mtlrec.config.features import EVERY_FEATURE, Feature, resolve_groups
 
 SplitName = Literal["train", "valid", "test"]
 
@@ -104,51 +105,6 @@ class DataConfig(Strict):
         return self
 
 
-class CategoricalFeature(Strict):
-    """An id feature: vocabulary (with min count and an OOV id) or hash buckets, then an embedding."""
-
-    name: str
-    kind: Literal["categorical"]
-    column: str | None = Field(None, description="Source column; defaults to the feature name.")
-    min_count: int = Field(1, ge=1, description="Values seen fewer times in train map to OOV.")
-    max_vocab_size: int | None = Field(None, gt=0, description="Keep only the most frequent values.")
-    hash_buckets: int | None = Field(None, gt=0, description="Hash values into this many buckets.")
-
-    @model_validator(mode="after")
-    def _check(self) -> CategoricalFeature:
-        if self.hash_buckets is not None and (self.min_count != 1 or self.max_vocab_size is not None):
-            raise ValueError("hash_buckets cannot be combined with min_count or max_vocab_size")
-        return self
-
-
-class NumericFeature(Strict):
-    """A numeric feature: null fill, optional log1p, standardisation, optional bucketisation."""
-
-    name: str
-    kind: Literal["numeric"]
-    column: str | None = Field(None, description="Source column; defaults to the feature name.")
-    fill_value: float | Literal["mean", "median"] = Field("mean", description="Replaces null/NaN.")
-    log1p: bool = Field(False, description="Apply sign(x)*log1p(|x|) (log1p for x >= 0).")
-    standardize: bool = True
-    buckets: int | None = Field(
-        None, ge=2, description="Quantile buckets fitted on train; the feature becomes an embedded id."
-    )
-    boundaries: list[float] | None = Field(
-        None, min_length=1, description="Explicit increasing bucket boundaries; the feature becomes an embedded id."
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> NumericFeature:
-        if self.buckets is not None and self.boundaries is not None:
-            raise ValueError("use either buckets or boundaries, not both")
-        if self.boundaries is not None and any(b <= a for a, b in zip(self.boundaries, self.boundaries[1:])):
-            raise ValueError("boundaries must be strictly increasing")
-        return self
-
-
-Feature = Annotated[CategoricalFeature | NumericFeature, Field(discriminator="kind")]
-
-
 class LabelTransform(Strict):
     """Transforms of a regression target, applied in this order; predictions come back in the original unit."""
 
@@ -224,11 +180,23 @@ class ModelConfig(Strict):
     """The architecture and its parameters (validated against its constructor by build)."""
 
     architecture: str
-    embedding_dim: int = Field(16, gt=0)
-    domain_feature: str | None = Field(
-        None, description="Categorical feature giving each row's domain (multi-domain architectures: star)."
+    embedding_dim: int = Field(16, gt=0, description="Width of every embedding table that sets none of its own.")
+    input_groups: list[str] | None = Field(
+        None,
+        description="Feature groups concatenated into the architecture's input, in order; default: every group "
+        "the architecture does not read by role (e.g. star's 'domain').",
     )
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "domain_feature" in raw:
+            raise ValueError(
+                "domain_feature is now a feature group: write feature_groups: {all: ['*'], domain: "
+                f"[{raw['domain_feature']}]}} and remove model.domain_feature"
+            )
+        return raw
 
 
 class WeightingConfig(Strict):
@@ -350,6 +318,12 @@ class Config(Strict):
 
     data: DataConfig
     features: list[Feature] = Field(min_length=1)
+    feature_groups: dict[str, list[str]] | None = Field(
+        None,
+        description="Named groups of features, e.g. {user: [...], item: [...]} ('*' = every feature); default: one "
+        "group 'all' of every feature. An architecture reads its input groups side by side, and some read a group "
+        "by role (star's 'domain').",
+    )
     tasks: list[TaskConfig] = Field(min_length=1)
     model: ModelConfig
     weighting: WeightingConfig = Field(default_factory=WeightingConfig)
@@ -371,3 +345,24 @@ class Config(Strict):
             if duplicates:
                 raise ValueError(f"{section}: duplicate names {duplicates}")
         return self
+
+    @model_validator(mode="after")
+    def _groups_name_features(self) -> Config:
+        names = [f.name for f in self.features]
+        for group, members in (self.feature_groups or {}).items():
+            unknown = [m for m in members if m not in names and m != EVERY_FEATURE]
+            if unknown:
+                raise ValueError(f"feature_groups.{group}: unknown feature(s) {unknown}; the features are {names}")
+            if not members:
+                raise ValueError(f"feature_groups.{group}: an empty group")
+        grouped = {m for members in self.groups.values() for m in members}
+        queries = {q for f in self.features if f.kind == "sequence" for q in f.encoder.query}
+        unused = [name for name in names if name not in grouped | queries]
+        if unused:
+            raise ValueError(f"feature(s) {unused} are in no feature group: add them to one, or remove them")
+        return self
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        """The feature groups with '*' expanded (default: {all: every feature})."""
+        return resolve_groups(self.feature_groups, self.features)

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mtlrec.data.batch import EncodedData
+from mtlrec.data.batch import Batch, EncodedData
 from mtlrec.errors import DataError
 from mtlrec.features import FeaturePipeline
 from mtlrec.io import CsvFormat, ReadReport, expand_paths, read_table
@@ -48,12 +48,12 @@ class RandomSplit:
 
 @dataclass
 class RawSplit:
-    """One split as read: the Arrow table of input columns, its (N, T) labels and sample weights, if any."""
+    """One split as read: the Arrow table of input columns, its labels and sample weights ({task: (N,)}), if any."""
 
     table: pa.Table
-    labels: np.ndarray | None
+    labels: dict[str, np.ndarray] | None
     source: str
-    weights: np.ndarray | None = None
+    weights: dict[str, np.ndarray] | None = None
 
 
 def read_split(path: str | Path, pipeline: FeaturePipeline, options: ReadOptions, with_labels: bool) -> RawSplit:
@@ -66,8 +66,8 @@ def read_split(path: str | Path, pipeline: FeaturePipeline, options: ReadOptions
     if len(parts) == 1:
         return parts[0]
     table = pa.concat_tables([part.table for part in parts])
-    labels = None if not with_labels else np.concatenate([part.labels for part in parts])
-    weights = None if parts[0].weights is None else np.concatenate([part.weights for part in parts])
+    labels = None if not with_labels else _joined([part.labels for part in parts])
+    weights = None if parts[0].weights is None else _joined([part.weights for part in parts])
     log.info("read %s: %d files, %d rows", path, len(parts), table.num_rows)
     return RawSplit(table, labels, str(path), weights)
 
@@ -81,6 +81,7 @@ def _read_file(path: Path, pipeline: FeaturePipeline, options: ReadOptions, with
         options.csv,
         options.batch_rows,
         report,
+        pipeline.separators(),
     )
     if report.skipped_rows:
         log.warning("%s: skipped %d malformed row(s), e.g. %r", path, report.skipped_rows, report.skipped_examples[0])
@@ -121,12 +122,12 @@ def random_split(data: RawSplit, split: RandomSplit, source_name: str) -> dict[s
 
 def encode(raw: RawSplit, pipeline: FeaturePipeline, group_column: str | None = None) -> EncodedData:
     """Encode a split's inputs with a fitted pipeline (and its rows' group ids, if ``group_column`` was read)."""
-    ids, dense = pipeline.transform_features(raw.table, raw.source)
+    inputs = pipeline.transform_features(raw.table, raw.source)
     labels = None if raw.labels is None else pipeline.scale_labels(raw.labels)
     groups = None
     if group_column is not None and group_column in raw.table.column_names:
         groups = group_codes(raw.table.column(group_column))
-    return EncodedData.from_numpy(ids, dense, labels, pipeline.task_names, raw.weights, groups)
+    return EncodedData(Batch.from_numpy(inputs, labels, raw.weights), pipeline.task_names, groups)
 
 
 def group_codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -146,6 +147,10 @@ def _column_types(pipeline: FeaturePipeline, options: ReadOptions, with_labels: 
 
 
 def _take(data: RawSplit, indices: np.ndarray, source: str) -> RawSplit:
-    labels = None if data.labels is None else data.labels[indices]
-    weights = None if data.weights is None else data.weights[indices]
+    labels = None if data.labels is None else {task: values[indices] for task, values in data.labels.items()}
+    weights = None if data.weights is None else {task: values[indices] for task, values in data.weights.items()}
     return RawSplit(data.table.take(pa.array(indices)), labels, source, weights)
+
+
+def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {task: np.concatenate([part[task] for part in parts]) for task in parts[0]}

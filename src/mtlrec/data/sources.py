@@ -63,20 +63,12 @@ class InMemorySource:
         if self.world_size == 1:
             yield from self.data.batches(self.batch_size, shuffle=True, generator=generator)
             return
-        order = torch.randperm(len(self.data), generator=generator)
-        data = self.data
-        shuffled = EncodedData(
-            data.ids.index_select(0, order),
-            data.dense.index_select(0, order),
-            None if data.labels is None else data.labels.index_select(0, order),
-            data.task_names,
-            None if data.weights is None else data.weights.index_select(0, order),
-        )
+        shuffled = self.data.rows.take(torch.randperm(len(self.data), generator=generator))
         for step in range(self.steps(epoch)):
             start = step * self.batch_size
-            size = min(self.batch_size, len(data) - start)
+            size = min(self.batch_size, len(self.data) - start)
             low, high = share(size, self.rank, self.world_size)
-            yield shuffled.rows(start + low, start + high)
+            yield shuffled.slice(start + low, start + high)
 
 
 def share(size: int, rank: int, world_size: int) -> tuple[int, int]:

@@ -12,8 +12,7 @@ import pyarrow as pa
 from mtlrec.data.prefetch import prefetch
 from mtlrec.data.streaming import shift_rows
 from mtlrec.errors import DataError
-from mtlrec.features import FeaturePipeline
-from mtlrec.features.streaming_fit import StreamingFit
+from mtlrec.features import FeaturePipeline, FitLimits, PipelineFit
 from mtlrec.io import CsvFormat, Fragment, ReadReport, iter_fragment
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,7 @@ def fit_streaming(
     pipeline: FeaturePipeline,
     fragments: list[Fragment],
     settings: FitSettings,
-    on_labels: Callable[[np.ndarray], None] | None = None,
+    on_labels: Callable[[dict[str, np.ndarray]], None] | None = None,
 ) -> tuple[FeaturePipeline, list[Fragment]]:
     """Fit ``pipeline`` on every fragment, read once in order; also count each fragment's rows.
 
@@ -45,8 +44,8 @@ def fit_streaming(
         pipeline: the pipeline to fit.
         fragments: the training data's fragments.
         settings: the fit's bounds and reading options.
-        on_labels: called with each record batch's (N, T) labels (NaN where a task has none), e.g. to
-            measure the label correlation in the same pass.
+        on_labels: called with each record batch's labels ({task: (N,)}, NaN where a task has none), e.g.
+            to measure the label correlation in the same pass.
 
     Returns:
         The fitted pipeline and the fragments with ``rows`` filled in.
@@ -54,34 +53,34 @@ def fit_streaming(
     Raises:
         DataError: unreadable data, bad labels, or no rows at all.
     """
-    fit = StreamingFit(pipeline, settings.sample_rows, settings.max_distinct_values, settings.seed)
-    columns = pipeline.column_types(include_labels=True)
+    fit = PipelineFit(pipeline, FitLimits(settings.sample_rows, settings.max_distinct_values, settings.seed))
+    columns, separators = pipeline.column_types(include_labels=True), pipeline.separators()
     rows = [0] * len(fragments)
 
-    def produce() -> Iterator[tuple[int, pa.Table, np.ndarray]]:
+    def produce() -> Iterator[tuple[int, pa.Table, dict[str, np.ndarray], int]]:
         for index, fragment in enumerate(fragments):
             first_row, report = fragment.first_row, ReadReport()
-            for batch in iter_fragment(fragment, columns, settings.csv, settings.read_batch_rows, report):
+            for batch in iter_fragment(fragment, columns, settings.csv, settings.read_batch_rows, report, separators):
                 table = pa.Table.from_batches([batch])
                 try:
                     labels = pipeline.transform_labels(table, str(fragment.path))
                 except DataError as exc:
                     raise DataError(shift_rows(str(exc), first_row)) from None
+                yield index, table, labels, first_row
                 first_row += batch.num_rows
-                yield index, table, labels
             if report.skipped_rows:
                 log.warning("%s: skipped %d malformed row(s)", fragment, report.skipped_rows)
 
-    for index, table, labels in prefetch(produce, settings.prefetch_batches, "mtlrec-fit-reader"):
-        fit.update(table, labels)
+    for index, table, labels, first_row in prefetch(produce, settings.prefetch_batches, "mtlrec-fit-reader"):
+        try:
+            fit.update(table, labels, str(fragments[index].path))
+        except DataError as exc:
+            raise DataError(shift_rows(str(exc), first_row)) from None
         if on_labels is not None:
             on_labels(labels)
         rows[index] += table.num_rows
     if fit.rows == 0:
         raise DataError(f"{', '.join(sorted({str(f.path) for f in fragments}))}: no data rows to fit the features on")
-    for column, missing in fit.missing.items():
-        if missing:
-            log.warning("training data: column '%s': %d missing/NaN value(s) filled", column, missing)
     log.info("fitted the features in one streamed pass over %d rows in %d fragment(s)", fit.rows, len(fragments))
     counted = [replace(fragment, rows=count) for fragment, count in zip(fragments, rows)]
     return fit.finish(), counted

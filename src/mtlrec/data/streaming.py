@@ -58,26 +58,28 @@ class StreamSettings:
         return max(1, self.batch_size // self.world_size)
 
 
+Block = dict[tuple[str, str], np.ndarray]
+
+
 def encoded_rows(
     pipeline: FeaturePipeline, batch: pa.RecordBatch, fragment: Fragment, first_row: int, with_labels: bool = True
-) -> Columns:
-    """Encode one record batch: (ids (N, F), dense (N, Dd), labels (N, T), weights (N, T)).
+) -> Block:
+    """Encode one record batch: {("inputs", name) | ("labels", task) | ("weights", task): array}.
 
     Errors name the file and the row within the file (``first_row`` is the batch's 0-based row in it).
     """
     table = pa.Table.from_batches([batch])
     source = str(fragment.path)
     try:
-        ids, dense = pipeline.transform_features(table, source, log_missing=False)
-        if not with_labels:
-            return ids, dense
-        labels = pipeline.scale_labels(pipeline.transform_labels(table, source))
-        weights = pipeline.transform_weights(table, source)
+        block: Block = {("inputs", k): v for k, v in pipeline.transform_features(table, source, False).items()}
+        if with_labels:
+            labels = pipeline.scale_labels(pipeline.transform_labels(table, source))
+            block.update({("labels", task): values for task, values in labels.items()})
+            weights = pipeline.transform_weights(table, source) or {}
+            block.update({("weights", task): values for task, values in weights.items()})
     except DataError as exc:
         raise DataError(shift_rows(str(exc), first_row)) from None
-    if weights is None:  # no task has sample weights: a (N, 0) placeholder keeps the tuple's shape
-        weights = np.empty((labels.shape[0], 0), dtype=np.float32)
-    return ids, dense, labels, weights
+    return block
 
 
 def shift_rows(message: str, offset: int) -> str:
@@ -87,11 +89,12 @@ def shift_rows(message: str, offset: int) -> str:
 
 def iter_fragment_rows(
     pipeline: FeaturePipeline, fragment: Fragment, settings: StreamSettings, columns: dict[str, pa.DataType]
-) -> Iterator[Columns]:
+) -> Iterator[Block]:
     """Encoded row blocks of one fragment, in file order."""
     first_row = fragment.first_row
     report = ReadReport()
-    for batch in iter_fragment(fragment, columns, settings.csv, settings.read_batch_rows, report):
+    separators = pipeline.separators()
+    for batch in iter_fragment(fragment, columns, settings.csv, settings.read_batch_rows, report, separators):
         if batch.num_rows:
             yield encoded_rows(pipeline, batch, fragment, first_row)
         first_row += batch.num_rows
@@ -158,22 +161,14 @@ class StreamingDataset:
         s = self.settings
         rng = np.random.default_rng([s.seed, epoch, s.rank, 1])
         buffer = ShuffleBuffer(s.shuffle_buffer_rows, rng)
+        keys: list[tuple[str, str]] = []
 
         def shuffled() -> Iterator[Columns]:
             for fragment in self.shard(epoch):
                 for block in iter_fragment_rows(self.pipeline, fragment, s, self.columns):
-                    yield from buffer.push(block)
+                    keys[:] = keys or list(block)
+                    yield from buffer.push(tuple(block[key] for key in keys))
             yield from buffer.drain()
 
-        for ids, dense, labels, weights in rebatch(shuffled(), s.local_batch_size):
-            yield self._batch(ids, dense, labels, weights)
-
-    def _batch(self, ids: np.ndarray, dense: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> Batch:
-        labels_t, weights_t = torch.from_numpy(labels), torch.from_numpy(weights)
-        by_task = {task: weights_t[:, i] for i, task in enumerate(self.task_names)} if weights.shape[1] else {}
-        return Batch(
-            torch.from_numpy(ids),
-            torch.from_numpy(dense),
-            {task: labels_t[:, i] for i, task in enumerate(self.task_names)},
-            by_task,
-        )
+        for columns in rebatch(shuffled(), s.local_batch_size):
+            yield Batch.from_columns({key: torch.from_numpy(array) for key, array in zip(keys, columns)})

@@ -33,7 +33,7 @@ def predict_scores(
     device = next(model.parameters()).device
     parts: dict[str, list[torch.Tensor]] = {task: [] for task in links}
     for batch in data.batches(batch_size):
-        logits = model(batch.ids.to(device), batch.dense.to(device))
+        logits = model(batch.to(device).inputs)
         for task, link in links.items():
             parts[task].append(link.predict(logits[task]).cpu())
     model.train(was_training)
@@ -89,8 +89,8 @@ def evaluate(
     batch_size: int = 16384,
 ) -> dict[str, dict[str, float]]:
     """Predict over a labelled split and compute metrics: {task: {metric: value}}."""
-    if data.labels is None:
+    if not data.labels:
         raise ValueError("evaluation needs labels")
     scores = predict_scores(model, data, links, batch_size)
-    labels = {task: links[task].original(data.labels[:, index]).numpy() for index, task in enumerate(data.task_names)}
+    labels = {task: links[task].original(data.labels[task]).numpy() for task in data.task_names}
     return compute_metrics(labels, scores, metric_names, data.groups)

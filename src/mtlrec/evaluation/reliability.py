@@ -55,12 +55,12 @@ def reliability_report(
     Returns:
         ``{task: reliability_bins(...)}``.
     """
-    if data.labels is None:
+    if not data.labels:
         raise ValueError("reliability bins need labels")
     scores = predict_scores(model, data, {task: links[task] for task in tasks}, batch_size)
     result = {}
     for task in tasks:
-        labels = data.labels[:, data.task_names.index(task)].numpy()
+        labels = data.labels[task].numpy()
         present = ~np.isnan(labels)
         result[task] = reliability_bins(labels[present], scores[task][present], bins)
     return result

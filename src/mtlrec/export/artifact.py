@@ -24,7 +24,7 @@ from typing import Any
 from mtlrec.errors import RunDirError
 
 FORMAT_NAME = "mtlrec-artifact"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 FEATURES = "features.json"
 

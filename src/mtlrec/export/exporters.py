@@ -7,9 +7,13 @@ instead of 1.5–3.5 s and does not need onnxscript, which keeps ``mtlrec export
 tests, which export every architecture) fast. torch marks it deprecated; the parity check guards
 every export, and switching is one argument. It has no ``expm1`` (the inverse of a ``log1p`` label
 transform), so one is registered as ``Exp(x) − 1``: about 1e-7 off (absolute) in float32 near 0, and
-within float32 rounding of ``expm1`` beyond. The batch axis of ``ids``, ``dense`` and every output
-is dynamic. Every exporter runs the model in eval mode without autograd, so the embedding lookup
-is the plain ``embedding`` op rather than the training path's custom sparse-gradient function.
+within float32 rounding of ``expm1`` beyond.
+
+The graph has one input per model input, named as in the manifest (``user_id``, ``tags``,
+``tags.length``, ...). The first axis of every input is dynamic on its own, so any input may come
+with one row (shared by every candidate of a request) or with the candidates' B rows; the outputs
+have B rows. Every exporter runs the model in eval mode without autograd, so embedding lookups are
+the plain ``embedding`` op rather than the training path's sparse-gradient function.
 """
 
 from __future__ import annotations
@@ -24,11 +28,10 @@ import torch
 from mtlrec.export.scoring import ScoringModel
 
 ONNX_OPSET = 17
-INPUT_NAMES = ("ids", "dense")
 #: The model file of each format inside an artifact.
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
 
-Example = tuple[torch.Tensor, torch.Tensor]
+Example = dict[str, torch.Tensor]
 
 
 def export_onnx(model: ScoringModel, example: Example, path: Path) -> dict[str, Any]:
@@ -36,23 +39,24 @@ def export_onnx(model: ScoringModel, example: Example, path: Path) -> dict[str, 
 
     Args:
         model: the module to export.
-        example: (ids (B, F) int64, dense (B, Dd) float32) inputs to trace with.
+        example: inputs to trace with, by name (every input with the same rows).
         path: the ``.onnx`` file to write.
     """
     import onnx  # the `serve` extra
 
     _register_expm1()
-    batch_axis = {0: "batch"}
+    axes = {name: {0: f"rows_{index}"} for index, name in enumerate(model.input_names)}
+    axes.update({name: {0: "batch"} for name in model.output_names})
     model.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes on constants; numerics are checked by the parity test
         torch.onnx.export(
             model,
-            example,
+            model.positional(example),
             str(path),
-            input_names=list(INPUT_NAMES),
+            input_names=model.input_names,
             output_names=model.output_names,
-            dynamic_axes={name: batch_axis for name in [*INPUT_NAMES, *model.output_names]},
+            dynamic_axes=axes,
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
@@ -78,13 +82,14 @@ def export_torchscript(model: ScoringModel, example: Example, path: Path) -> dic
 
     Args:
         model: the module to export.
-        example: (ids, dense) inputs to trace with.
-        path: the ``.pt`` archive to write (read back by ``torch.jit.load``).
+        example: inputs to trace with, by name.
+        path: the ``.pt`` archive to write (read back by ``torch.jit.load``; positional inputs in
+            ``model.input_names`` order).
     """
     model.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit.trace is marked deprecated in torch 2.13 but works
-        traced = torch.jit.trace(model, example, check_trace=False)
+        traced = torch.jit.trace(model, model.positional(example), check_trace=False)
         torch.jit.save(traced, str(path))
     return {"exporter": "torch.jit.trace"}
 

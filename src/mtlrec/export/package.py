@@ -42,8 +42,10 @@ def scoring_model(
         if not single:
             raise ExportError("every task is multi-class; a fused score needs a binary or regression task")
         fusion = Fusion.first(single[0])
+    links = {task: loss.predict for task, loss in losses.items()}
+    input_names = [spec.name for spec in pipeline.inputs()]
     try:
-        return ScoringModel(model, {task: loss.predict for task, loss in losses.items()}, fusion, output_dims)
+        return ScoringModel(model, links, fusion, input_names, output_dims)
     except ValueError as exc:
         raise ExportError(f"cannot export: {exc}") from None
 
@@ -51,8 +53,7 @@ def scoring_model(
 def export_artifact(
     scoring: ScoringModel,
     pipeline: FeaturePipeline,
-    ids: np.ndarray,
-    dense: np.ndarray,
+    inputs: dict[str, np.ndarray],
     target: str | Path,
     model_format: str = "onnx",
     csv_format: CsvFormat | None = None,
@@ -62,13 +63,13 @@ def export_artifact(
     """Export ``scoring`` into the artifact directory ``target`` and return its manifest.
 
     The exported file is loaded back and compared with the eager model on the encoded rows
-    (``ids`` (N, F) int64, ``dense`` (N, Dd) float32; see :mod:`mtlrec.export.parity`); if they
-    disagree, nothing is written.
+    (inputs by name, N rows each; see :mod:`mtlrec.export.parity`); if they disagree, nothing is
+    written.
 
     Args:
         scoring: from :func:`scoring_model`.
         pipeline: the fitted pipeline (saved as ``features.json``).
-        ids, dense: held-out rows for the parity check.
+        inputs: held-out rows for the parity check, encoded.
         target: the artifact directory (created; replaced only with ``overwrite``).
         model_format: ``onnx`` or ``torchscript``.
         csv_format: how the run read CSV files (kept for batch prediction).
@@ -80,15 +81,17 @@ def export_artifact(
     """
     if model_format not in EXPORTERS:
         raise ExportError(f"unknown export format {model_format!r}; choose one of {', '.join(EXPORTERS)}")
-    if len(ids) == 0:
+    if len(next(iter(inputs.values()))) == 0:
         raise ExportError("the parity check needs at least one row")
     scoring.eval()
-    example = (torch.from_numpy(ids[:8]), torch.from_numpy(dense[:8]))
+    example = {name: torch.from_numpy(value[:8]) for name, value in inputs.items()}
+    features = {encoder.name: [spec.name for spec in encoder.inputs()] for encoder in pipeline.encoders}
 
     def fill(folder: Path) -> dict[str, Any]:
         model_path = folder / MODEL_FILES[model_format]
         info = EXPORTERS[model_format](scoring, example, model_path)
-        parity = check_parity(scoring, RUNTIMES[model_format](model_path), ids, dense)  # torch threads untouched
+        runtime = RUNTIMES[model_format](model_path, None, scoring.input_names)  # torch threads untouched
+        parity = check_parity(scoring, runtime, inputs, features)
         log.info(
             "parity (%s, %d rows): max abs diff %.3g, scaled %.3g",
             *(model_format, parity.rows, parity.max_abs_diff, parity.max_scaled_diff),
@@ -121,19 +124,13 @@ def _manifest(
         "run": run_name,
         "versions": _versions(),
         "model": {"format": model_format, "file": MODEL_FILES[model_format], **info},
-        "inputs": {
-            "ids": {
-                "dtype": "int64",
-                "shape": ["batch", len(pipeline.id_features)],
-                "features": [f.name for f in pipeline.id_features],
-            },
-            "dense": {
-                "dtype": "float32",
-                "shape": ["batch", len(pipeline.dense_features)],
-                "features": [f.name for f in pipeline.dense_features],
-            },
-        },
+        "inputs": [spec.to_dict() for spec in pipeline.inputs()],
+        "features": [
+            {"name": encoder.name, "kind": encoder.kind, "columns": list(encoder.columns())}
+            for encoder in pipeline.encoders
+        ],
         "columns": {name: str(dtype) for name, dtype in pipeline.column_types(include_labels=False).items()},
+        "list_separators": pipeline.separators(),
         "csv": asdict(csv_format or CsvFormat()),
         "outputs": scoring.output_names,
         "tasks": _tasks(scoring, pipeline),

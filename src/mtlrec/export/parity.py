@@ -3,12 +3,16 @@
 The criterion is ``max |exported − eager| / max(1, |eager|) ≤ 1e-5`` over every output: an absolute
 difference for scores within [−1, 1] (probabilities), relative for larger values, since float32
 carries about 7 significant digits (a regression score of 3600 s cannot agree to 1e-5 absolutely).
-Both sides must agree on NaN and ±inf. Rows are run in one batch of all rows and one row at a time
-(the first ``single_rows``), so a graph that baked in the tracing batch size fails.
+Both sides must agree on NaN and ±inf. Rows are run in one batch of all rows, one row at a time (the
+first ``single_rows``), so a graph that baked in the tracing batch size fails, and twice with shared
+rows: every other feature's inputs given once (the first row's, as a request's context is sent
+once for all candidates) beside the others' N rows, compared with the eager model on the same rows
+written out N times; the two runs swap which features are shared, so every input is tested both ways.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -21,9 +25,12 @@ TOLERANCE = 1e-5
 
 
 class RunsArrays(Protocol):
-    """An exported model: (ids, dense) numpy arrays → outputs in the ScoringModel's order."""
+    """An exported model: numpy inputs by name (1 or N rows each) → outputs in the ScoringModel's order."""
 
-    def run(self, ids: np.ndarray, dense: np.ndarray) -> list[np.ndarray]: ...
+    def run(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+Arrays = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class ParityResult:
     Attributes:
         rows: rows compared.
         batch_sizes: batch sizes the exported model ran with.
+        shared_runs: runs with some features' inputs given once for all rows.
         max_abs_diff: largest |exported − eager| over every output and row.
         max_scaled_diff: largest |exported − eager| / max(1, |eager|): the figure held to ``tolerance``.
         worst_output: the output where ``max_scaled_diff`` was found.
@@ -44,6 +52,7 @@ class ParityResult:
     max_abs_diff: float
     max_scaled_diff: float
     worst_output: str
+    shared_runs: int = 0
     tolerance: float = TOLERANCE
 
     @property
@@ -68,29 +77,47 @@ def differences(exported: np.ndarray, eager: np.ndarray) -> tuple[float, float]:
 
 
 def check_parity(
-    eager: ScoringModel, exported: RunsArrays, ids: np.ndarray, dense: np.ndarray, single_rows: int = 32
+    eager: ScoringModel,
+    exported: RunsArrays,
+    inputs: Arrays,
+    features: Mapping[str, list[str]] | None = None,
+    single_rows: int = 32,
 ) -> ParityResult:
-    """Compare ``exported`` with ``eager`` on the rows (ids (N, F) int64, dense (N, Dd) float32).
+    """Compare ``exported`` with ``eager`` on encoded rows (numpy inputs by name, N rows each).
 
     Args:
         eager: the module that was exported.
         exported: the exported model, loaded back from its file.
-        ids, dense: encoded rows.
+        inputs: encoded rows.
+        features: {feature: its input names}; features alternate as shared (one row) in two extra runs.
         single_rows: how many of the first rows also run one at a time.
     """
-    reference = [tensor.numpy() for tensor in eager.score(torch.from_numpy(ids), torch.from_numpy(dense)).values()]
+    rows = len(next(iter(inputs.values())))
     names = eager.output_names
-    runs = [(slice(0, len(ids)), exported.run(ids, dense))]
-    for row in range(min(single_rows, len(ids))):
-        runs.append((slice(row, row + 1), exported.run(ids[row : row + 1], dense[row : row + 1])))
+    runs: list[tuple[Arrays, Arrays]] = [(inputs, inputs)]
+    runs += [(_rows(inputs, row, row + 1), _rows(inputs, row, row + 1)) for row in range(min(single_rows, rows))]
+    groups = list((features or {}).values())
+    shared = [[name for group in groups[parity::2] for name in group] for parity in (0, 1)] if rows > 1 else []
+    for names_shared in (s for s in shared if s):
+        given = {name: value[:1] if name in names_shared else value for name, value in inputs.items()}
+        repeated = {name: np.repeat(value[:1], rows, axis=0) if name in names_shared else value
+                    for name, value in inputs.items()}
+        runs.append((given, repeated))
     worst_abs, worst_scaled, worst_output = 0.0, 0.0, names[0]
-    for rows, outputs in runs:
+    for given, reference_inputs in runs:
+        outputs = exported.run(given)
+        reference = eager.score({name: torch.from_numpy(value) for name, value in reference_inputs.items()})
         if len(outputs) != len(names):
-            return ParityResult(len(ids), [len(ids), 1], float("inf"), float("inf"), "(output count)")
-        for name, output, expected in zip(names, outputs, reference):
-            absolute, scaled = differences(output, expected[rows])
+            return ParityResult(rows, [rows, 1], float("inf"), float("inf"), "(output count)")
+        for name, output in zip(names, outputs):
+            absolute, scaled = differences(output, reference[name].numpy())
             worst_abs = max(worst_abs, absolute)
             if scaled > worst_scaled:
                 worst_scaled, worst_output = scaled, name
-    batch_sizes = [len(ids)] + ([1] if single_rows and len(ids) else [])
-    return ParityResult(len(ids), batch_sizes, worst_abs, worst_scaled, worst_output)
+    batch_sizes = [rows] + ([1] if single_rows and rows else [])
+    shared_runs = len([s for s in shared if s])
+    return ParityResult(rows, batch_sizes, worst_abs, worst_scaled, worst_output, shared_runs)
+
+
+def _rows(inputs: Arrays, start: int, stop: int) -> Arrays:
+    return {name: value[start:stop] for name, value in inputs.items()}

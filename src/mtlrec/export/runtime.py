@@ -1,7 +1,7 @@
 """Run an exported model file: ONNX Runtime for ``.onnx``, ``torch.jit.load`` for TorchScript (``RUNTIMES``).
 
-Both take (ids (N, F) int64, dense (N, Dd) float32) numpy arrays and return the outputs as numpy
-arrays in the graph's output order. Neither unpickles anything: an ONNX file is a protobuf, and a
+Both take the model's inputs as numpy arrays keyed by input name (each with 1 or N rows) and return
+the outputs as numpy arrays in the graph's output order. Neither unpickles anything: an ONNX file is a protobuf, and a
 TorchScript archive holds code and tensors read by TorchScript's own loader.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,10 @@ class OnnxRuntimeModel:
     Args:
         path: the ``.onnx`` file.
         threads: intra-op threads (default: every available core).
+        input_names: unused (the graph names its inputs).
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, input_names: list[str] | None = None):
         import onnxruntime  # the `serve` extra
 
         options = onnxruntime.SessionOptions()
@@ -46,10 +48,9 @@ class OnnxRuntimeModel:
         self.input_names = [node.name for node in self.session.get_inputs()]
         self.output_names = [node.name for node in self.session.get_outputs()]
 
-    def run(self, ids: np.ndarray, dense: np.ndarray) -> list[np.ndarray]:
+    def run(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Outputs in ``output_names`` order (inputs the graph dropped as unused are not fed)."""
-        feeds = {"ids": ids, "dense": dense}
-        return self.session.run(None, {name: feeds[name] for name in self.input_names})
+        return self.session.run(None, {name: inputs[name] for name in self.input_names})
 
 
 class TorchScriptModel:
@@ -58,20 +59,22 @@ class TorchScriptModel:
     Args:
         path: the ``.pt`` archive.
         threads: torch intra-op threads; set process-wide with ``torch.set_num_threads`` when given.
+        input_names: the traced module's positional inputs, in order (the manifest's inputs).
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, input_names: list[str] | None = None):
         if threads:
             torch.set_num_threads(threads)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 marks torch.jit deprecated; it works
             self.module = torch.jit.load(str(path), map_location="cpu")
         self.module.eval()
+        self.input_names = list(input_names or [])
 
-    def run(self, ids: np.ndarray, dense: np.ndarray) -> list[np.ndarray]:
+    def run(self, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Outputs in the traced module's order."""
         with torch.inference_mode():
-            outputs = self.module(torch.from_numpy(ids), torch.from_numpy(dense))
+            outputs = self.module(*(torch.from_numpy(inputs[name]) for name in self.input_names))
         return [output.numpy() for output in outputs]
 
 

@@ -1,6 +1,7 @@
 """ScoringModel: the trained model plus each task's link and the fusion, as one traceable module.
 
-This is what gets exported: ``(ids, dense) → (score of each task, ..., fused score)``, every task's
+This is what gets exported: the model's inputs, by name and in a fixed order → (score of each task,
+..., fused score), every task's
 score in its original unit (probabilities, regression values with label transforms undone, class
 probabilities), so no client needs to know a link function or a label transform.
 """
@@ -21,16 +22,20 @@ Link = Callable[[torch.Tensor], torch.Tensor]
 
 
 class ScoringModel(nn.Module):
-    """ids (B, F) int64, dense (B, Dd) float32 → tuple of scores in ``output_names`` order.
+    """The model's inputs as positional tensors in ``input_names`` order → scores in ``output_names`` order.
+
+    An exported graph has one input per name (each with 1 or B rows: one row is shared by every
+    candidate); ``forward`` keys them by name for the model.
 
     The outputs are each task's score, in the model's task order (a (B,) tensor, or (B, C) class
     probabilities for a multi-class task; evaluation-only outputs such as ESMM's CVR included), then
     the (B,) fused score named ``"score"``.
 
     Args:
-        model: the trained multi-task model: ``forward(ids, dense) -> {task: logit}``.
+        model: the trained multi-task model: ``forward({input name: tensor}) -> {task: logit}``.
         links: {task: logits → score} for every task of ``model`` (e.g. a ``Loss``'s ``predict``).
         fusion: how the single-score tasks combine into ``"score"``.
+        input_names: the model's inputs, in the order of ``forward``'s arguments.
         output_dims: {task: C} for multi-class tasks (others give one score per row).
     """
 
@@ -39,10 +44,12 @@ class ScoringModel(nn.Module):
         model: nn.Module,
         links: Mapping[str, Link],
         fusion: Fusion,
+        input_names: list[str],
         output_dims: Mapping[str, int] | None = None,
     ):
         super().__init__()
         self.model = model
+        self.input_names = list(input_names)
         self.task_names: list[str] = list(model.task_names)
         if FUSED_OUTPUT in self.task_names:
             raise ValueError(f"a task is named '{FUSED_OUTPUT}', the name of the fused output; rename the task")
@@ -61,13 +68,17 @@ class ScoringModel(nn.Module):
         """Task names in model order, then ``"score"``."""
         return [*self.task_names, FUSED_OUTPUT]
 
-    def forward(self, ids: torch.Tensor, dense: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits = self.model(ids, dense)
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits = self.model(dict(zip(self.input_names, inputs)))
         scores = {task: self.links[task](logits[task]) for task in self.task_names}
         return (*(scores[task] for task in self.task_names), self.fuse(scores))
 
+    def positional(self, inputs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """The inputs in ``input_names`` order."""
+        return tuple(inputs[name] for name in self.input_names)
+
     @torch.inference_mode()
-    def score(self, ids: torch.Tensor, dense: torch.Tensor) -> dict[str, torch.Tensor]:
+    def score(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Eager scores by output name (the model in eval mode)."""
         self.eval()
-        return dict(zip(self.output_names, self(ids, dense)))
+        return dict(zip(self.output_names, self(*self.positional(inputs))))

@@ -1,138 +1,81 @@
-"""Categorical encoder: values → integer ids through a vocabulary or hash buckets.
-
-Follows scikit-learn's encoder conventions (``fit``/``transform``, fitted state in ``*_``
-attributes, ``min_frequency``-style ``min_count``, ``max_categories``-style ``max_vocab_size``).
-Id layout, shared by every id feature: 0 = padding (never produced for single-valued features),
-1 = out-of-vocabulary / missing, 2.. = known values (or hash buckets).
-"""
+"""Categorical feature: one id per row from a (possibly shared) vocabulary or hash buckets."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-PADDING_ID = 0
-OOV_ID = 1
-FIRST_ID = 2
-
-_FNV_OFFSET = np.uint64(14695981039346656037)
-_FNV_PRIME = np.uint64(1099511628211)
+from mtlrec.features.encoder import Encoder, FitLimits, InputSpec, Table
+from mtlrec.features.vocabulary import Vocabulary, VocabularyFit
 
 
-class NotFittedError(RuntimeError):
-    """``transform`` was called before ``fit``."""
-
-
-class CategoricalEncoder:
-    """Maps string values to ids (vocabulary with min count, or stable hashing).
+class CategoricalEncoder(Encoder):
+    """A string (or integer) column → (N,) int64 ids: 1 for unseen values and nulls, 2.. known values.
 
     Args:
-        min_count: values seen fewer times in the training column map to OOV.
-        max_vocab_size: keep only the most frequent values (ties broken by value).
-        hash_buckets: if set, ids are ``2 + fnv1a(value) % hash_buckets`` and no vocabulary is kept.
+        name: the feature (and input) name.
+        column: the source column (default: ``name``).
+        table: the embedding table (default: ``name``); features naming the same table share it.
+        vocabulary: the table's vocabulary when shared; else one is made from the options below.
+        min_count, max_vocab_size, hash_buckets: as in :class:`~mtlrec.features.vocabulary.Vocabulary`.
     """
 
     kind = "categorical"
 
-    def __init__(self, min_count: int = 1, max_vocab_size: int | None = None, hash_buckets: int | None = None):
-        self.min_count = min_count
-        self.max_vocab_size = max_vocab_size
-        self.hash_buckets = hash_buckets
-        self.vocabulary_: list[str] | None = None
-        self._value_set: pa.Array | None = None
+    def __init__(
+        self,
+        name: str,
+        column: str | None = None,
+        *,
+        table: str | None = None,
+        vocabulary: Vocabulary | None = None,
+        min_count: int = 1,
+        max_vocab_size: int | None = None,
+        hash_buckets: int | None = None,
+    ):
+        self.name, self.column, self.table = name, column or name, table or name
+        self.vocabulary = vocabulary or Vocabulary(min_count, max_vocab_size, hash_buckets)
 
     @property
     def fitted(self) -> bool:
-        return self.hash_buckets is not None or self.vocabulary_ is not None
+        return self.vocabulary.fitted
 
-    @property
-    def num_ids(self) -> int:
-        """Rows the embedding table needs (padding and OOV included)."""
+    def columns(self) -> dict[str, pa.DataType]:
+        return {self.column: pa.string()}
+
+    def vocabularies(self) -> dict[str, Vocabulary]:
+        return {self.table: self.vocabulary}
+
+    def begin_fit(self, limits: FitLimits, counters: Mapping[str, VocabularyFit]) -> _CountValues:
+        return _CountValues(counters[self.table], self.column)
+
+    def transform(self, table: Table, source: str = "input") -> dict[str, np.ndarray]:
         self._check_fitted()
-        size = self.hash_buckets if self.hash_buckets is not None else len(self.vocabulary_ or [])
-        return FIRST_ID + size
+        return {self.name: self.vocabulary.transform(table.column(self.column))}
 
-    def fit(self, column: pa.Array | pa.ChunkedArray) -> CategoricalEncoder:
-        """Learn the vocabulary from a string column (nulls ignored)."""
-        if self.hash_buckets is not None:
-            return self
-        counts = pc.value_counts(pc.drop_null(column))
-        values = counts.field("values").to_numpy(zero_copy_only=False).astype(str)
-        return self.fit_counts(values, counts.field("counts").to_numpy())
-
-    def fit_counts(self, values: np.ndarray, frequency: np.ndarray) -> CategoricalEncoder:
-        """Learn the vocabulary from distinct values (V,) str and their counts (V,) int (e.g. merged
-        over a streamed pass): the same result as :meth:`fit` on the column they were counted in."""
-        if self.hash_buckets is not None:
-            return self
-        keep = frequency >= self.min_count
-        values, frequency = values[keep], frequency[keep]
-        order = np.lexsort((values, -frequency))  # most frequent first, then by value
-        if self.max_vocab_size is not None:
-            order = order[: self.max_vocab_size]
-        self._set_vocabulary(values[order].tolist())
-        return self
-
-    def transform(self, column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        """Ids (N,) int64 for a string column; unseen values and nulls map to OOV (1)."""
-        self._check_fitted()
-        if self.hash_buckets is not None:
-            return _hash_ids(column, self.hash_buckets)
-        positions = pc.index_in(column, value_set=self._value_set)
-        return pc.fill_null(positions, -1).to_numpy(zero_copy_only=False).astype(np.int64) + FIRST_ID
+    def inputs(self) -> list[InputSpec]:
+        return [InputSpec(self.name, self.name, "ids", "int64", (), self.table, self.vocabulary.num_ids)]
 
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
-        return {
-            "kind": self.kind,
-            "min_count": self.min_count,
-            "max_vocab_size": self.max_vocab_size,
-            "hash_buckets": self.hash_buckets,
-            "vocabulary": self.vocabulary_,
-        }
+        return {"kind": self.kind, "name": self.name, "column": self.column, "table": self.table}
 
     @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> CategoricalEncoder:
-        encoder = cls(state["min_count"], state["max_vocab_size"], state["hash_buckets"])
-        if state["vocabulary"] is not None:
-            encoder._set_vocabulary(list(state["vocabulary"]))
-        return encoder
-
-    def _set_vocabulary(self, vocabulary: list[str]) -> None:
-        self.vocabulary_ = vocabulary
-        self._value_set = pa.array(vocabulary, type=pa.string())
-
-    def _check_fitted(self) -> None:
-        if not self.fitted:
-            raise NotFittedError("CategoricalEncoder.transform called before fit")
+    def from_dict(cls, state: dict[str, Any], vocabularies: Mapping[str, Vocabulary]) -> CategoricalEncoder:
+        return cls(state["name"], state["column"], table=state["table"], vocabulary=vocabularies[state["table"]])
 
 
-def fnv1a_64(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """FNV-1a 64-bit hash of each string's UTF-8 bytes, vectorised over rows (N,) uint64.
+class _CountValues:
+    """Counts one string column into a vocabulary's counter."""
 
-    Loops over character positions (the longest string's length), never over rows, and is stable
-    across processes and machines (unlike Python's ``hash``). Nulls hash like the empty string.
-    """
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks else pa.array([], pa.string())
-    strings = pc.cast(pc.fill_null(column, ""), pa.large_string())
-    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[strings.offset : strings.offset + len(strings) + 1]
-    data_buffer = strings.buffers()[2]
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    starts, lengths = offsets[:-1], np.diff(offsets)
-    hashes = np.full(len(strings), _FNV_OFFSET, dtype=np.uint64)
-    for position in range(int(lengths.max(initial=0))):
-        active = np.flatnonzero(lengths > position)
-        byte = data[starts[active] + position].astype(np.uint64)
-        hashes[active] = (hashes[active] ^ byte) * _FNV_PRIME
-    return hashes
+    def __init__(self, counter: VocabularyFit, column: str):
+        self.counter, self.column = counter, column
 
+    def update(self, table: Table, source: str = "training data") -> None:
+        self.counter.count(table.column(self.column))
 
-def _hash_ids(column: pa.Array | pa.ChunkedArray, buckets: int) -> np.ndarray:
-    ids = (fnv1a_64(column) % np.uint64(buckets)).astype(np.int64) + FIRST_ID
-    nulls = pc.is_null(column).to_numpy(zero_copy_only=False)
-    ids[nulls] = OOV_ID
-    return ids
+    def finish(self) -> None:
+        pass

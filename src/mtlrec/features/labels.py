@@ -22,6 +22,15 @@ class LabelRule:
     """Base class: ``arrow_type`` is what the column is read as; ``transform`` gives float32 targets."""
 
     arrow_type: pa.DataType = pa.float64()
+    #: Whether the rule has statistics to fit on the training targets (a standardised regression target).
+    needs_fit = False
+
+    def scale(self, targets: np.ndarray) -> np.ndarray:
+        """Targets as read → the space the model learns in (identity unless the rule standardises)."""
+        return targets
+
+    def fit_moments(self, mean: float, std: float) -> None:
+        """Set the fitted statistics (only called when ``needs_fit``)."""
 
     def transform(
         self, column: pa.ChunkedArray | pa.Array, source: str, column_name: str, in_space: np.ndarray | None = None
@@ -107,6 +116,7 @@ class RegressionLabel(LabelRule):
             raise ValueError(f"clip needs low < high, got {clip}")
         self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
         self.log1p, self.standardize = log1p, standardize
+        self.needs_fit = standardize
         self.mean_, self.std_ = 0.0, 1.0
 
     @property
@@ -130,8 +140,12 @@ class RegressionLabel(LabelRule):
         """Fit the standardisation on the training targets (as returned by ``transform``; NaN ignored)."""
         finite = targets[np.isfinite(targets)].astype(np.float64)
         if self.standardize and finite.size:
-            self.mean_, self.std_ = float(finite.mean()), float(finite.std()) or 1.0
+            self.fit_moments(float(finite.mean()), float(finite.std()))
         return self
+
+    def fit_moments(self, mean: float, std: float) -> None:
+        """Standardise with this mean and standard deviation (a zero std counts as 1)."""
+        self.mean_, self.std_ = mean, std or 1.0
 
     def scale(self, targets: np.ndarray) -> np.ndarray:
         """Standardise targets (a no-op without ``standardize``)."""

@@ -1,14 +1,14 @@
-"""FeaturePipeline: fit encoders once on train, transform any table into model inputs.
+"""FeaturePipeline: fit the encoders once on train, then encode any table into inputs keyed by name.
 
 Its fitted state is one JSON artifact (``features.json``) shared by training, evaluation,
-prediction and (later) export and serving.
+prediction, export and serving: the vocabularies by embedding table, each encoder's state (by its
+registry kind), and the label specs.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,68 +16,67 @@ import numpy as np
 import pyarrow as pa
 
 from mtlrec.errors import ConfigError, RunDirError
-from mtlrec.features.categorical import CategoricalEncoder
+from mtlrec.features.encoder import Encoder, FitLimits, InputSpec, Table
 from mtlrec.features.label_spec import LabelSpec
-from mtlrec.features.labels import RegressionLabel
-from mtlrec.features.numeric import NumericEncoder
+from mtlrec.features.registry import ENCODERS
+from mtlrec.features.vocabulary import Vocabulary
 from mtlrec.io import atomic_write
 
 log = logging.getLogger(__name__)
 
-Encoder = CategoricalEncoder | NumericEncoder
-FORMAT_VERSION = 1
-
-
-@dataclass
-class FeatureSpec:
-    """A model input: its name, the source column and the encoder."""
-
-    name: str
-    column: str
-    encoder: Encoder
-
-    @property
-    def produces_ids(self) -> bool:
-        return isinstance(self.encoder, CategoricalEncoder) or self.encoder.produces_ids
-
-    @property
-    def arrow_type(self) -> pa.DataType:
-        return pa.string() if isinstance(self.encoder, CategoricalEncoder) else pa.float64()
+FORMAT_VERSION = 2
 
 
 class FeaturePipeline:
-    """Encodes tables: id features → (N, F) int64, dense features → (N, Dd) float32, labels → (N, T).
+    """Encodes tables: every encoder's inputs as arrays keyed by input name, labels and weights by task.
 
     Args:
-        features: model inputs, in order; id features and dense features keep this relative order.
+        encoders: the features, in order; names (and the input names they emit) must be unique.
         labels: one per task, in task order.
+
+    Raises:
+        ConfigError: a column read as two types, two vocabularies under one table name, a table both
+            shared and owned by a bucketised feature, or duplicate input names.
     """
 
-    def __init__(self, features: list[FeatureSpec], labels: list[LabelSpec]):
-        self.features = features
+    def __init__(self, encoders: list[Encoder], labels: list[LabelSpec]):
+        self.encoders = list(encoders)
         self.labels = labels
+        self.vocabularies = self._shared_vocabularies()
         self.column_types(include_labels=True)  # fail early on conflicting column types
-
-    @property
-    def id_features(self) -> list[FeatureSpec]:
-        return [f for f in self.features if f.produces_ids]
-
-    @property
-    def dense_features(self) -> list[FeatureSpec]:
-        return [f for f in self.features if not f.produces_ids]
 
     @property
     def task_names(self) -> list[str]:
         return [spec.task for spec in self.labels]
 
-    def vocab_sizes(self) -> list[int]:
-        """Embedding rows per id feature, in ``id_features`` order."""
-        return [f.encoder.num_ids for f in self.id_features]
+    def encoder(self, name: str) -> Encoder:
+        """The feature called ``name``."""
+        for encoder in self.encoders:
+            if encoder.name == name:
+                return encoder
+        raise KeyError(name)
+
+    def inputs(self) -> list[InputSpec]:
+        """Every model input, in feature order (after fit)."""
+        specs = [spec for encoder in self.encoders for spec in encoder.inputs()]
+        names = [spec.name for spec in specs]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ConfigError(f"features emit the same input name(s) {duplicates}; rename a feature")
+        return specs
+
+    def tables(self) -> dict[str, int]:
+        """Rows of each embedding table, in order of first use (after fit)."""
+        return {spec.table: spec.rows for spec in self.inputs() if spec.table is not None}
 
     def column_types(self, include_labels: bool) -> dict[str, pa.DataType]:
         """The source columns to read and the Arrow type each is read as."""
         wanted: dict[str, tuple[pa.DataType, str]] = {}
-        entries = [(f.column, f.arrow_type, f"feature '{f.name}'") for f in self.features]
+        entries = [
+            (column, dtype, f"feature '{encoder.name}'")
+            for encoder in self.encoders
+            for column, dtype in encoder.columns().items()
+        ]
         if include_labels:
             entries += [(s.column, s.rule.arrow_type, f"label of task '{s.task}'") for s in self.labels]
             expression_columns = [(name, s.task) for s in self.labels for name in sorted(s.expression_columns())]
@@ -96,83 +95,80 @@ class FeaturePipeline:
             wanted.setdefault(column, (dtype, user))
         return {column: dtype for column, (dtype, _) in wanted.items()}
 
-    def fit(self, table: pa.Table, labels: np.ndarray | None = None) -> FeaturePipeline:
-        """Fit every encoder on the training table, and label transforms on its (N, T) targets."""
-        for feature in self.features:
-            feature.encoder.fit(table.column(feature.column))
-        if labels is not None:
-            for index, spec in enumerate(self.labels):
-                if isinstance(spec.rule, RegressionLabel):
-                    spec.rule.fit(labels[:, index])
-        return self
+    def separators(self) -> dict[str, str]:
+        """The separator of every list column's text form (CSV cells), by column."""
+        found: dict[str, tuple[str, str]] = {}
+        for encoder in self.encoders:
+            for column, separator in encoder.separators().items():
+                if column in found and found[column][0] != separator:
+                    raise ConfigError(
+                        f"column '{column}' is split on {found[column][0]!r} for feature '{found[column][1]}' "
+                        f"but on {separator!r} for feature '{encoder.name}'"
+                    )
+                found.setdefault(column, (separator, encoder.name))
+        return {column: separator for column, (separator, _) in found.items()}
 
-    def scale_labels(self, labels: np.ndarray) -> np.ndarray:
-        """Apply the fitted label standardisation to (N, T) targets as read."""
-        scaled = labels.copy()
-        for index, spec in enumerate(self.labels):
-            if isinstance(spec.rule, RegressionLabel):
-                scaled[:, index] = spec.rule.scale(labels[:, index])
-        return scaled
+    def fit(self, table: Table, labels: dict[str, np.ndarray] | None = None) -> FeaturePipeline:
+        """Fit every encoder and vocabulary on the training table, and label transforms on its targets."""
+        from mtlrec.features.fitting import PipelineFit
 
-    def transform_features(
-        self, table: pa.Table | pa.RecordBatch, source: str, log_missing: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Encode inputs: ids (N, F) int64 and dense (N, Dd) float32; logs filled missing values (if asked)."""
-        rows = table.num_rows
-        ids = np.empty((rows, len(self.id_features)), dtype=np.int64)
-        dense = np.empty((rows, len(self.dense_features)), dtype=np.float32)
-        for index, feature in enumerate(self.id_features):
-            ids[:, index] = feature.encoder.transform(table.column(feature.column))
-        for index, feature in enumerate(self.dense_features):
-            dense[:, index] = feature.encoder.transform(table.column(feature.column))
-        if log_missing:
-            self._log_missing(table, source)
-        return ids, dense
+        fit = PipelineFit(self, FitLimits())
+        fit.update(table, labels)
+        return fit.finish()
 
-    def transform_labels(self, table: pa.Table, source: str) -> np.ndarray:
-        """Targets (N, T) float32; raises DataError naming file, column and row for bad labels."""
-        labels = np.empty((table.num_rows, len(self.labels)), dtype=np.float32)
-        for index, spec in enumerate(self.labels):
-            labels[:, index] = spec.targets(table, source)
-        return labels
+    def scale_labels(self, labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Apply the fitted label standardisation to targets as read ({task: (N,)})."""
+        return {spec.task: spec.rule.scale(labels[spec.task]) for spec in self.labels}
 
-    def transform_weights(self, table: pa.Table, source: str) -> np.ndarray | None:
-        """Sample weights (N, T) float32, or None when no task has a sample weight."""
+    def transform_features(self, table: Table, source: str, log_missing: bool = True) -> dict[str, np.ndarray]:
+        """Encode inputs: {input name: (N,) or (N, L) array}; logs filled missing values (if asked)."""
+        encoded: dict[str, np.ndarray] = {}
+        for encoder in self.encoders:
+            encoded.update(encoder.transform(table, source))
+            if log_missing and (note := encoder.missing_note(table)):
+                columns = ", ".join(encoder.columns())
+                log.warning("%s: feature '%s' (column '%s'): %s", source, encoder.name, columns, note)
+        return encoded
+
+    def transform_labels(self, table: Table, source: str) -> dict[str, np.ndarray]:
+        """Targets {task: (N,) float32}; raises DataError naming file, column and row for bad labels."""
+        return {spec.task: spec.targets(table, source) for spec in self.labels}
+
+    def transform_weights(self, table: Table, source: str) -> dict[str, np.ndarray] | None:
+        """Sample weights {task: (N,) float32}, or None when no task has a sample weight."""
         if all(spec.weight is None for spec in self.labels):
             return None
-        return np.stack([spec.weights(table, source) for spec in self.labels], axis=1)
+        return {spec.task: spec.weights(table, source) for spec in self.labels}
 
-    def _log_missing(self, table: pa.Table, source: str) -> None:
-        missing_by_column: dict[str, int] = {}
-        for feature in self.features:
-            if isinstance(feature.encoder, NumericEncoder):
-                if feature.column not in missing_by_column:
-                    missing_by_column[feature.column] = feature.encoder.count_missing(table.column(feature.column))
-                missing = missing_by_column[feature.column]
-                if missing:
-                    log.warning(
-                        "%s: feature '%s' (column '%s'): %d missing/NaN value(s) filled with %.6g",
-                        source,
-                        feature.name,
-                        feature.column,
-                        missing,
-                        feature.encoder.fill_,
-                    )
+    def describe_table(self, table: str) -> str:
+        """How messages name a table's users: ``feature 'a' (column 'c')``, or ``table 't' (features 'a', 'b')``."""
+        users = [encoder for encoder in self.encoders if table in encoder.tables()]
+        if len(users) == 1:
+            columns = ", ".join(f"'{column}'" for column in users[0].columns())
+            return f"feature '{users[0].name}' (column {columns})"
+        return f"table '{table}' (features {', '.join(repr(user.name) for user in users)})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
-            "features": [{"name": f.name, "column": f.column, "encoder": f.encoder.to_dict()} for f in self.features],
+            "vocabularies": {name: vocabulary.to_dict() for name, vocabulary in self.vocabularies.items()},
+            "features": [encoder.to_dict() for encoder in self.encoders],
             "labels": [spec.to_dict() for spec in self.labels],
         }
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> FeaturePipeline:
         if state.get("format_version") != FORMAT_VERSION:
-            raise RunDirError(f"feature artifact format {state.get('format_version')!r} is not {FORMAT_VERSION}")
-        features = [FeatureSpec(f["name"], f["column"], _encoder_from_dict(f["encoder"])) for f in state["features"]]
-        labels = [LabelSpec.from_dict(s) for s in state["labels"]]
-        return cls(features, labels)
+            raise RunDirError(
+                f"feature artifact format {state.get('format_version')!r} is not {FORMAT_VERSION} "
+                "(written by another mtlrec version: train the run again)"
+            )
+        vocabularies = {name: Vocabulary.from_dict(v) for name, v in state["vocabularies"].items()}
+        unknown = [f["kind"] for f in state["features"] if f["kind"] not in ENCODERS]
+        if unknown:
+            raise RunDirError(f"unknown feature kind(s) {unknown}; this mtlrec knows {', '.join(ENCODERS)}")
+        encoders = [ENCODERS[f["kind"]].from_dict(f, vocabularies) for f in state["features"]]
+        return cls(encoders, [LabelSpec.from_dict(s) for s in state["labels"]])
 
     def save(self, path: str | Path) -> None:
         """Write the fitted state as JSON, atomically."""
@@ -186,8 +182,21 @@ class FeaturePipeline:
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise RunDirError(f"cannot load the feature artifact {path}: {exc}") from None
 
-
-def _encoder_from_dict(state: dict[str, Any]) -> Encoder:
-    if state["kind"] == "categorical":
-        return CategoricalEncoder.from_dict(state)
-    return NumericEncoder.from_dict(state)
+    def _shared_vocabularies(self) -> dict[str, Vocabulary]:
+        """{table: vocabulary}; one object per table, and no table both shared and a feature's own buckets."""
+        vocabularies: dict[str, Vocabulary] = {}
+        for encoder in self.encoders:
+            for table, vocabulary in encoder.vocabularies().items():
+                if vocabularies.setdefault(table, vocabulary) is not vocabulary:
+                    raise ConfigError(f"embedding table '{table}' has two vocabularies (feature '{encoder.name}')")
+        owners: dict[str, set[str]] = {}
+        for encoder in self.encoders:
+            for table in encoder.tables():
+                owners.setdefault(table, set()).add(encoder.name)
+        for table, users in owners.items():
+            if table not in vocabularies and len(users) > 1:
+                raise ConfigError(
+                    f"embedding table '{table}' holds the buckets of a numeric feature and cannot be shared "
+                    f"(used by {sorted(users)})"
+                )
+        return vocabularies

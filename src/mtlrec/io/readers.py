@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,8 +65,13 @@ def iter_record_batches(
     batch_rows: int = 65536,
     report: ReadReport | None = None,
     row_groups: list[int] | None = None,
+    separators: Mapping[str, str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream record batches holding exactly ``columns`` (name → wanted Arrow type), in that order.
+
+    A column wanted as a list (``pa.list_(pa.string())``) comes from a list column (Parquet
+    ``list<int|string>``) or from text joined by its separator (a CSV cell ``a|b|c``; an empty or
+    missing cell is an empty list, a null one a null list).
 
     Args:
         path: CSV (optionally gzip/bz2/zstd-compressed) or Parquet file.
@@ -76,6 +81,7 @@ def iter_record_batches(
         batch_rows: about how many rows per batch.
         report: filled with counts of skipped malformed rows.
         row_groups: Parquet only: read just these row groups (all when None).
+        separators: list columns' separators in their text form (default ``|``).
 
     Raises:
         DataError: missing file, missing column, malformed row or a value of the wrong type.
@@ -84,10 +90,11 @@ def iter_record_batches(
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     file_format = file_format or infer_format(path)
+    lists = ListSplitting(dict(separators or {}))
     if file_format == "parquet":
-        yield from _iter_parquet(path, columns, batch_rows, row_groups)
+        yield from _iter_parquet(path, columns, batch_rows, row_groups, lists)
     else:
-        yield from _iter_csv(path, columns, csv_format or CsvFormat(), batch_rows, report or ReadReport())
+        yield from _iter_csv(path, columns, csv_format or CsvFormat(), batch_rows, report or ReadReport(), lists)
 
 
 def read_table(
@@ -97,15 +104,16 @@ def read_table(
     csv_format: CsvFormat | None = None,
     batch_rows: int = 65536,
     report: ReadReport | None = None,
+    separators: Mapping[str, str] | None = None,
 ) -> pa.Table:
     """Read a whole file as one table (see :func:`iter_record_batches`)."""
     schema = pa.schema([(name, dtype) for name, dtype in columns.items()])
-    batches = list(iter_record_batches(path, columns, file_format, csv_format, batch_rows, report))
+    batches = list(iter_record_batches(path, columns, file_format, csv_format, batch_rows, report, None, separators))
     return pa.Table.from_batches(batches, schema=schema)
 
 
 def _iter_parquet(
-    path: Path, columns: dict[str, pa.DataType], batch_rows: int, row_groups: list[int] | None = None
+    path: Path, columns: dict[str, pa.DataType], batch_rows: int, row_groups: list[int] | None, lists: ListSplitting
 ) -> Iterator[pa.RecordBatch]:
     try:
         parquet = pq.ParquetFile(path)
@@ -114,13 +122,39 @@ def _iter_parquet(
     available = parquet.schema_arrow.names
     _check_columns_present(path, columns, available)
     for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=row_groups, columns=list(columns)):
-        arrays = [_cast_column(path, name, batch.column(name), dtype) for name, dtype in columns.items()]
+        arrays = [_cast_column(path, name, batch.column(name), dtype, lists) for name, dtype in columns.items()]
         yield pa.RecordBatch.from_arrays(arrays, names=list(columns))
 
 
-def _cast_column(path: Path, name: str, array: pa.Array, dtype: pa.DataType) -> pa.Array:
+@dataclass(frozen=True)
+class ListSplitting:
+    """How list columns written as text are split: separator by column (``|`` for the others)."""
+
+    separators: dict[str, str]
+    strip: bool = True
+
+    def split(self, name: str, array: pa.Array) -> pa.Array:
+        """A string column → ``list<string>`` (see :func:`split_text_lists`)."""
+        return split_text_lists(array, self.separators.get(name, "|"), self.strip)
+
+
+def split_text_lists(array: pa.Array | pa.ChunkedArray, separator: str, strip: bool = True) -> pa.Array:
+    """Strings such as ``a|b|c`` → ``list<string>``: the values between separators (stripped of spaces
+    when ``strip``); an empty string or a null is a null list (no values)."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks() if array.num_chunks else pa.array([], pa.string())
+    array = pc.cast(array, pa.string())
+    lists = pc.split_pattern(pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array), separator)
+    if not strip or len(lists) == 0:
+        return lists
+    return pa.ListArray.from_arrays(lists.offsets, pc.utf8_trim_whitespace(lists.values), mask=lists.is_null())
+
+
+def _cast_column(path: Path, name: str, array: pa.Array, dtype: pa.DataType, lists: ListSplitting) -> pa.Array:
     if array.type == dtype:
         return array
+    if pa.types.is_list(dtype):
+        return _cast_list(path, name, array, dtype, lists)
     if pa.types.is_string(dtype) and not (
         pa.types.is_integer(array.type)
         or pa.types.is_string(array.type)
@@ -139,8 +173,30 @@ def _cast_column(path: Path, name: str, array: pa.Array, dtype: pa.DataType) -> 
         raise DataError(f"{path}: column '{name}' of type {array.type} cannot be read as {dtype} ({exc})") from None
 
 
+def _cast_list(path: Path, name: str, array: pa.Array, dtype: pa.DataType, lists: ListSplitting) -> pa.Array:
+    """A list column read from a list of ids/strings, or from text joined by the column's separator."""
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        return lists.split(name, pc.cast(array, pa.string()))
+    kind = array.type
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)):
+        raise DataError(
+            f"{path}: column '{name}' has type {kind}; a list feature reads a list column or text such as 'a|b|c'"
+        )
+    value_type = kind.value_type
+    if not (pa.types.is_integer(value_type) or pa.types.is_string(value_type) or pa.types.is_large_string(value_type)):
+        raise DataError(f"{path}: column '{name}' has type {kind}; list values must be strings or integers")
+    return pc.cast(array, dtype)
+
+
 def _iter_csv(
-    path: Path, columns: dict[str, pa.DataType], fmt: CsvFormat, batch_rows: int, report: ReadReport
+    path: Path,
+    columns: dict[str, pa.DataType],
+    fmt: CsvFormat,
+    batch_rows: int,
+    report: ReadReport,
+    lists: ListSplitting,
 ) -> Iterator[pa.RecordBatch]:
     header_names = _csv_header(path, fmt)
     _check_columns_present(path, columns, header_names)
@@ -167,7 +223,7 @@ def _iter_csv(
     convert_options = pa_csv.ConvertOptions(
         include_columns=list(columns),
         column_types={
-            name: pa.string() if fmt.strip_whitespace or pa.types.is_string(t) else pa.float64()
+            name: pa.string() if fmt.strip_whitespace or not pa.types.is_floating(t) else pa.float64()
             for name, t in columns.items()
         },
         null_values=list(fmt.null_values),
@@ -179,14 +235,20 @@ def _iter_csv(
             path, read_options=read_options, parse_options=parse_options, convert_options=convert_options
         )
         null_values = pa.array(list(fmt.null_values), pa.string())
+        lists = ListSplitting(lists.separators, fmt.strip_whitespace)
         for batch in reader:
-            yield _finish_csv_batch(path, batch, columns, fmt, null_values)
+            yield _finish_csv_batch(path, batch, columns, fmt, null_values, lists)
     except pa.ArrowInvalid as exc:
         raise _explain_csv_error(path, str(exc), error_rows, fmt) from None
 
 
 def _finish_csv_batch(
-    path: Path, batch: pa.RecordBatch, columns: dict[str, pa.DataType], fmt: CsvFormat, null_values: pa.Array
+    path: Path,
+    batch: pa.RecordBatch,
+    columns: dict[str, pa.DataType],
+    fmt: CsvFormat,
+    null_values: pa.Array,
+    lists: ListSplitting,
 ) -> pa.RecordBatch:
     arrays = []
     for name, dtype in columns.items():
@@ -194,9 +256,9 @@ def _finish_csv_batch(
         if pa.types.is_string(array.type) and fmt.strip_whitespace:
             array = pc.utf8_trim_whitespace(array)
             array = pc.if_else(pc.is_in(array, value_set=null_values), None, array)
-        if pa.types.is_string(array.type) and not pa.types.is_string(dtype):
+        if pa.types.is_string(array.type) and pa.types.is_floating(dtype):
             array = _text_to_number(path, name, array, fmt)
-        arrays.append(_cast_column(path, name, array, dtype))
+        arrays.append(_cast_column(path, name, array, dtype, lists))
     return pa.RecordBatch.from_arrays(arrays, names=list(columns))
 
 

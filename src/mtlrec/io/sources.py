@@ -8,7 +8,7 @@ from the file metadata; CSV fragments are counted by one read when a count is ne
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -95,11 +95,12 @@ def iter_fragment(
     csv_format: CsvFormat | None = None,
     batch_rows: int = 65536,
     report: ReadReport | None = None,
+    separators: Mapping[str, str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of one fragment (see :func:`mtlrec.io.iter_record_batches`)."""
     row_groups = None if fragment.row_group is None else [fragment.row_group]
     yield from iter_record_batches(
-        fragment.path, columns, fragment.file_format, csv_format, batch_rows, report, row_groups
+        fragment.path, columns, fragment.file_format, csv_format, batch_rows, report, row_groups, separators
     )
 
 

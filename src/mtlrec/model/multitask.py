@@ -1,40 +1,50 @@
-"""The full model: input layer (embeddings + dense) followed by an architecture."""
+"""The full model: the input layer (embeddings, sequence encoders, feature groups), then an architecture."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import torch
 from torch import nn
 
 from mtlrec.architectures import Architecture
-from mtlrec.nn import InputLayer
+from mtlrec.model.inputs import ModelInputs, side_by_side
 
 
 class MultiTaskModel(nn.Module):
-    """ids (B, F) and dense (B, Dd) → {task: (B,) logit}.
+    """{input name: tensor} → {task: (B,) logit, or (B, C) class logits}.
 
     Args:
-        input_layer: embeds ids and appends dense inputs → (B, D).
-        architecture: (B, D) → {task: logit}.
-        domain_column: for architectures that need a domain index (STAR), the column of ``ids``
-            holding the domain feature's ids.
+        inputs: the input layer: inputs → {group: (B, D_g)}.
+        architecture: (B, D) → {task: logit}, D the width of ``input_groups`` side by side; it also
+            receives the groups it reads by role (``Architecture.group_inputs``).
+        input_groups: the groups concatenated into the architecture's main input, in order.
+        role_groups: {role: group} for the architecture's extra inputs (default: the group named like the role).
     """
 
-    def __init__(self, input_layer: InputLayer, architecture: Architecture, domain_column: int | None = None):
+    def __init__(
+        self,
+        inputs: ModelInputs,
+        architecture: Architecture,
+        input_groups: list[str],
+        role_groups: dict[str, str] | None = None,
+    ):
         super().__init__()
-        if architecture.needs_domain and domain_column is None:
-            raise ValueError(f"{type(architecture).__name__} needs a domain feature")
-        self.input_layer = input_layer
+        roles = {role: (role_groups or {}).get(role, role) for role in architecture.group_inputs}
+        missing = [f"'{group}' ({role})" for role, group in roles.items() if group not in inputs.groups and
+                   group not in inputs.id_groups]
+        if missing:
+            raise ValueError(f"{type(architecture).__name__} reads the feature group(s) {', '.join(missing)}")
+        self.inputs = inputs
         self.architecture = architecture
         self.task_names = architecture.task_names
-        self.domain_column = domain_column if architecture.needs_domain else None
+        self.input_groups = list(input_groups)
+        self.role_groups = roles
 
-    def forward(self, ids: torch.Tensor, dense: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.input_layer(ids, dense)
-        if self.domain_column is None:
-            return self.architecture(x)
-        return self.architecture(x, ids[:, self.domain_column])
+    def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        groups = self.inputs(inputs)
+        x = side_by_side([groups[name] for name in self.input_groups], dim=1)
+        return self.architecture(x, **{role: groups[group] for role, group in self.role_groups.items()})
 
     def auxiliary_loss(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """The architecture's regulariser for these outputs (None when it has none)."""
@@ -49,7 +59,7 @@ class MultiTaskModel(nn.Module):
 
     def embedding_parameters(self) -> list[nn.Parameter]:
         """Embedding tables (updated by the sparse-aware optimizer)."""
-        return [self.input_layer.embedding.weight]
+        return self.inputs.embedding_parameters()
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """Dense parameters shared by several tasks (embeddings excluded)."""
@@ -71,10 +81,10 @@ class IndependentTaskModels(nn.Module):
         self.models = nn.ModuleDict(models)
         self.task_names = list(models)
 
-    def forward(self, ids: torch.Tensor, dense: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         outputs: dict[str, torch.Tensor] = {}
         for model in self.models.values():
-            outputs.update(model(ids, dense))
+            outputs.update(model(inputs))
         return outputs
 
     def embedding_parameters(self) -> list[nn.Parameter]:

@@ -1,71 +1,176 @@
-"""Embedding of all single-valued id features through one fused table lookup."""
+"""The embedding collection: every id input looked up in its table, tables of one width fused in one gather.
+
+The one interface between id inputs and embeddings: ``forward(inputs) -> {input name: embedding}``
+for single ids (B,) → (B, E), bags of ids (B, L) pooled → (B, E) (tags; sum, mean or max, optionally
+weighted per value), and sequences (B, L) → (B, L, E) for a sequence encoder. Architectures never
+see ids or tables, so a sharded path (TorchRec's ``EmbeddingBagCollection`` over a
+``KeyedJaggedTensor``, see :mod:`mtlrec.features.lists` for the jagged form) can replace this class
+behind the same interface.
+
+Tables of equal width E are rows of one parameter (each table at its row offset); in training every
+lookup of those tables is one gather whose gradient is a coalesced row-sparse tensor over the rows
+the batch touched (``row_sparse_lookup``) for the row-wise optimizer. Several features may look up one
+table (``item_id`` and the item history). Padding (id 0) positions of lists are masked out.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from mtlrec.nn.broadcast import same_rows
 from mtlrec.nn.sparse_lookup import row_sparse_lookup
 
+POOLINGS = ("sum", "mean", "max")
 
-class FusedEmbedding(nn.Module):
-    """One embedding table holding every id feature's rows; a single gather per batch.
 
-    Each feature's local ids (0 padding, 1 OOV, 2.. values) are shifted by that feature's row offset,
-    so all F lookups are one gather. With ``sparse=True`` the table's gradient is a coalesced sparse
-    tensor over the distinct rows the batch touched (``row_sparse_lookup``), for a row-wise optimizer.
+@dataclass(frozen=True)
+class Table:
+    """An embedding table: ``rows`` rows (padding and OOV included) of width ``dim``."""
 
-    Args:
-        vocab_sizes: rows per feature (F entries).
-        dim: E, embedding width shared by all features.
-        sparse: produce sparse gradients.
+    name: str
+    rows: int
+    dim: int
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """One id input looked up in a table.
+
+    Attributes:
+        input: the ids input: (B,) single ids, or (B, L) padded lists.
+        table: the table's name.
+        pooling: for a bag of ids, ``sum``, ``mean`` or ``max`` over its values → (B, E); None for single
+            ids → (B, E) and for a sequence → (B, L, E).
+        lengths: the (B,) lengths input of a bag.
+        weights: the (B, L) per-value weights of a weighted bag (``sum`` or ``mean`` pooling).
     """
 
-    def __init__(self, vocab_sizes: list[int], dim: int, sparse: bool = True):
+    input: str
+    table: str
+    pooling: str | None = None
+    lengths: str | None = None
+    weights: str | None = None
+
+
+class EmbeddingCollection(nn.Module):
+    """{input name: ids} → {input name: embedding} for the ``lookups`` over the ``tables``.
+
+    Args:
+        tables: the tables (names unique); initialised N(0, 0.01²) in order.
+        lookups: the inputs to look up (input names unique).
+        sparse: row-sparse gradients in training (else dense ones).
+    """
+
+    def __init__(self, tables: list[Table], lookups: list[Lookup], sparse: bool = True):
         super().__init__()
-        self.num_features = len(vocab_sizes)
-        self.dim = dim
+        self.tables = {table.name: table for table in tables}
+        self.lookups = list(lookups)
+        for lookup in self.lookups:
+            self._check(lookup)
         self.sparse = sparse
-        offsets = (
-            torch.tensor([0] + list(vocab_sizes[:-1]), dtype=torch.long).cumsum(0)
-            if vocab_sizes
-            else torch.zeros(0, dtype=torch.long)
-        )
-        self.register_buffer("offsets", offsets, persistent=False)
-        self.weight = nn.Parameter(torch.empty(max(sum(vocab_sizes), 1), dim))
-        nn.init.normal_(self.weight, std=0.01)
+        dims = sorted({table.dim for table in tables})
+        self.weights = nn.ParameterDict()
+        self.offsets: dict[str, int] = {}
+        for dim in dims:
+            members = [table for table in tables if table.dim == dim]
+            start = 0
+            for table in members:
+                self.offsets[table.name] = start
+                start += table.rows
+            weight = nn.Parameter(torch.empty(max(start, 1), dim))
+            nn.init.normal_(weight, std=0.01)
+            self.weights[_key(dim)] = weight
+        self._offset_rows: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
 
-    def output_dim(self) -> int:
-        return self.num_features * self.dim
+    def output_dim(self, name: str) -> int:
+        """E, the width of input ``name``'s embedding."""
+        return self.tables[self._lookup(name).table].dim
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """(B, F) int64 local ids → (B, F·E) concatenated embeddings."""
-        rows = ids + self.offsets
-        if self.sparse and self.weight.requires_grad and torch.is_grad_enabled():
-            return row_sparse_lookup(self.weight, rows).flatten(1)
-        return nn.functional.embedding(rows, self.weight).flatten(1)
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        """The tables' parameters (one per width), for the sparse-aware optimizer."""
+        return list(self.weights.values())
+
+    def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Embeddings keyed by input name: (B, E) for single ids and bags, (B, L, E) for sequences."""
+        embedded: dict[str, torch.Tensor] = {}
+        for dim in sorted({self.tables[lookup.table].dim for lookup in self.lookups}):
+            lookups = [lookup for lookup in self.lookups if self.tables[lookup.table].dim == dim]
+            ids = [inputs[lookup.input] for lookup in lookups]
+            weight = self.weights[_key(dim)]
+            if same_rows(ids):
+                gathered = self._gather_together(dim, weight, lookups, ids)
+            else:  # rows shared by every candidate (one row) beside the candidates' own
+                offsets = [self.offsets[lookup.table] for lookup in lookups]
+                gathered = [self._gather(weight, part + offset) for part, offset in zip(ids, offsets)]
+            for lookup, vectors in zip(lookups, gathered):
+                embedded[lookup.input] = self._finish(lookup, vectors, inputs)
+        return embedded
+
+    def _gather_together(
+        self, dim: int, weight: torch.Tensor, lookups: list[Lookup], ids: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """One gather for every lookup of one width: ids side by side (B, K) plus each table's offset."""
+        rows = len(ids[0])
+        columns = [part.reshape(rows, -1) for part in ids]
+        widths = tuple(part.shape[1] for part in columns)
+        flat = torch.cat(columns, dim=1) + self._offsets(dim, lookups, widths, ids[0].device)
+        vectors = self._gather(weight, flat)  # (B, K, E)
+        return [
+            part.reshape(*original.shape, dim)
+            for part, original in zip(vectors.split(list(widths), dim=1), ids)
+        ]
+
+    def _gather(self, weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        if self.sparse and weight.requires_grad and torch.is_grad_enabled():
+            return row_sparse_lookup(weight, rows)
+        return nn.functional.embedding(rows, weight)
+
+    def _offsets(self, dim: int, lookups: list[Lookup], widths: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """(K,) the table offset of every column of the side-by-side ids (cached per layout)."""
+        key = (f"{dim}:{device}", widths)
+        if key not in self._offset_rows:
+            offsets = [self.offsets[lookup.table] for lookup in lookups]
+            columns = [torch.full((width,), offset, dtype=torch.long) for offset, width in zip(offsets, widths)]
+            self._offset_rows[key] = torch.cat(columns).to(device)
+        return self._offset_rows[key]
+
+    def _finish(self, lookup: Lookup, vectors: torch.Tensor, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if lookup.pooling is None:
+            return vectors
+        lengths = inputs[lookup.lengths]
+        mask = torch.arange(vectors.shape[1], device=vectors.device) < lengths.unsqueeze(1)  # (B, L)
+        if lookup.pooling == "max":
+            pooled = vectors.masked_fill(~mask.unsqueeze(2), float("-inf")).amax(dim=1)
+            return torch.where((lengths > 0).unsqueeze(1), pooled, torch.zeros_like(pooled))
+        weights = mask.to(vectors.dtype)
+        if lookup.weights is not None:
+            weights = weights * inputs[lookup.weights].to(vectors.dtype)
+        pooled = torch.matmul(weights.unsqueeze(1), vectors).squeeze(1)  # (B, E) weighted sum
+        if lookup.pooling == "mean":
+            pooled = pooled / weights.sum(dim=1, keepdim=True).clamp_min(torch.finfo(vectors.dtype).tiny)
+        return pooled
+
+    def _lookup(self, name: str) -> Lookup:
+        for lookup in self.lookups:
+            if lookup.input == name:
+                return lookup
+        raise KeyError(name)
+
+    def _check(self, lookup: Lookup) -> None:
+        if lookup.table not in self.tables:
+            raise ValueError(f"lookup of '{lookup.input}': unknown table '{lookup.table}'")
+        if lookup.pooling is not None:
+            if lookup.pooling not in POOLINGS:
+                raise ValueError(f"lookup of '{lookup.input}': pooling must be one of {POOLINGS}")
+            if lookup.lengths is None:
+                raise ValueError(f"lookup of '{lookup.input}': a pooled bag needs its lengths input")
+            if lookup.weights is not None and lookup.pooling == "max":
+                raise ValueError(f"lookup of '{lookup.input}': max pooling takes no weights")
 
 
-class InputLayer(nn.Module):
-    """Embeds id features and appends dense features: the (B, D) input of every architecture.
-
-    Args:
-        vocab_sizes: rows per id feature.
-        embedding_dim: E.
-        num_dense: Dd, number of dense inputs.
-        sparse: sparse embedding gradients.
-    """
-
-    def __init__(self, vocab_sizes: list[int], embedding_dim: int, num_dense: int, sparse: bool = True):
-        super().__init__()
-        self.embedding = FusedEmbedding(vocab_sizes, embedding_dim, sparse)
-        self.num_dense = num_dense
-
-    def output_dim(self) -> int:
-        return self.embedding.output_dim() + self.num_dense
-
-    def forward(self, ids: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        """ids (B, F), dense (B, Dd) → (B, F·E + Dd)."""
-        if self.num_dense == 0:
-            return self.embedding(ids)
-        return torch.cat([self.embedding(ids), dense], dim=1)
+def _key(dim: int) -> str:
+    return f"dim{dim}"

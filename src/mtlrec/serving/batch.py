@@ -59,7 +59,15 @@ def predict_file(
         raise DataError(f"{output}: output must end in .parquet or .csv")
     report = ReadReport()
     batches = itertools.chain.from_iterable(
-        iter_record_batches(path, predictor.input_columns, file_format, predictor.csv_format, batch_rows, report)
+        iter_record_batches(
+            path,
+            predictor.input_columns,
+            file_format,
+            predictor.csv_format,
+            batch_rows,
+            report,
+            separators=predictor.separators,
+        )
         for path in expand_paths(data_path)
     )
     rows = 0
@@ -92,7 +100,7 @@ def predict_file(
 def _scored(predictor: Predictor, batches: Iterator[pa.RecordBatch], source: str) -> Iterator[dict[str, np.ndarray]]:
     """Scores of each batch; a worker thread reads and encodes batch k+1 while batch k is scored."""
 
-    def read_and_encode() -> tuple[np.ndarray, np.ndarray] | None:
+    def read_and_encode() -> dict[str, np.ndarray] | None:
         batch = next(batches, None)
         return None if batch is None else predictor.encode(pa.Table.from_batches([batch]), source)
 
@@ -100,7 +108,7 @@ def _scored(predictor: Predictor, batches: Iterator[pa.RecordBatch], source: str
         pending = reader.submit(read_and_encode)
         while (encoded := pending.result()) is not None:
             pending = reader.submit(read_and_encode)
-            yield predictor.score(*encoded)
+            yield predictor.score(encoded)
 
 
 def _open_writer(tmp: Path, schema: pa.Schema, csv: bool, output: str | Path) -> pq.ParquetWriter | pa_csv.CSVWriter:

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mtlrec import __version__
 from mtlrec.errors import ConfigError, DataError, RequestError
-from mtlrec.serving.requests import RequestReader, decode_json
+from mtlrec.serving.requests import ParsedRequest, RequestReader, decode_json
 from mtlrec.serving.schemas import ErrorResponse, Health, PredictResponse, request_models
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,10 @@ class ScoringPredictor(Protocol):
     @property
     def task_names(self) -> list[str]: ...
 
-    def predict(self, table: pa.Table, source: str, log_missing: bool) -> dict[str, np.ndarray]: ...
+    @property
+    def separators(self) -> dict[str, str]: ...
+
+    def predict_shared(self, candidates: pa.Table, context: pa.Table, source: str) -> dict[str, np.ndarray]: ...
 
 
 def create_app(
@@ -71,7 +74,7 @@ def create_app(
         max_body_bytes: request body size; more (by Content-Length or by the bytes read) is a 413 error.
         ignore_unknown_columns: drop request keys that are not input columns instead of a 422 error.
     """
-    reader = RequestReader(predictor.input_columns, max_candidates, ignore_unknown_columns)
+    reader = RequestReader(predictor.input_columns, max_candidates, ignore_unknown_columns, predictor.separators)
     version = model_version(predictor.metadata)
     limits = {
         "max_candidates": max_candidates,
@@ -125,9 +128,9 @@ def _score(predictor: ScoringPredictor, reader: RequestReader, version: str, bod
     start = time.perf_counter()
     parsed = reader.read(decode_json(body))
     parsed_at = time.perf_counter()
-    outputs = _predict(predictor, parsed.table) if parsed.table.num_rows else {}
+    outputs = _predict(predictor, parsed) if parsed.rows else {}
     predicted_at = time.perf_counter()
-    candidates = _candidates(outputs, predictor.task_names, parsed.table.num_rows)
+    candidates = _candidates(outputs, predictor.task_names, parsed.rows)
     timing = {
         "parse_ms": (parsed_at - start) * 1e3,
         "predict_ms": (predicted_at - parsed_at) * 1e3,
@@ -143,13 +146,13 @@ def _score(predictor: ScoringPredictor, reader: RequestReader, version: str, bod
     return orjson.dumps(response)  # every score is finite or None (``_json_values``)
 
 
-def _predict(predictor: ScoringPredictor, table: pa.Table) -> dict[str, np.ndarray]:
+def _predict(predictor: ScoringPredictor, parsed: ParsedRequest) -> dict[str, np.ndarray]:
     try:
-        return predictor.predict(table, "request", log_missing=False)  # null = unknown, by design
+        return predictor.predict_shared(parsed.candidates, parsed.context, "request")  # null = unknown, by design
     except DataError as exc:
         raise RequestError(422, str(exc)) from None
     except Exception as exc:
-        log.exception("prediction failed on a request of %d candidates", table.num_rows)
+        log.exception("prediction failed on a request of %d candidates", parsed.rows)
         raise RequestError(500, f"prediction failed: {type(exc).__name__}: {exc}") from None
 
 

@@ -1,8 +1,10 @@
 """Predictor: load an artifact (checked by sha256) and score Arrow tables with it.
 
 The one path from raw rows to scores for batch prediction and the HTTP server: raw columns →
-``FeaturePipeline.transform_features`` (vectorised; unseen categories map to OOV) → the exported
-graph → {task: score, ..., "score": fused}.
+``FeaturePipeline.transform_features`` (vectorised; unseen categories map to OOV) → the model's
+inputs by the manifest's names → the exported graph → {task: score, ..., "score": fused}. A
+request's context (the user, their behaviour sequence) can be encoded once and given to the graph
+with one row beside the candidates' N rows (:meth:`Predictor.predict_shared`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pyarrow.compute as pc
 from mtlrec.errors import DataError, RunDirError
 from mtlrec.export import FEATURES, RUNTIMES, read_manifest
 from mtlrec.features import FeaturePipeline
-from mtlrec.io import CsvFormat
+from mtlrec.io import CsvFormat, split_text_lists
 
 
 class Predictor:
@@ -38,6 +40,7 @@ class Predictor:
     def __init__(self, root: Path, manifest: dict[str, Any], pipeline: FeaturePipeline, model: Any):
         self.root, self.manifest, self.pipeline, self.model = root, manifest, pipeline, model
         self.output_names: list[str] = list(manifest["outputs"])
+        self.input_names: list[str] = [spec["name"] for spec in manifest["inputs"]]
         self._columns = pipeline.column_types(include_labels=False)
         self._class_counts = {t["name"]: len(t["classes"]) for t in manifest["tasks"] if t.get("classes")}
 
@@ -57,11 +60,14 @@ class Predictor:
         try:
             model_format, model_file = manifest["model"]["format"], manifest["model"]["file"]
             pipeline = FeaturePipeline.from_dict(json.loads((root / FEATURES).read_text()))
+            input_names = [spec["name"] for spec in manifest["inputs"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise RunDirError(f"{root}: malformed artifact ({type(exc).__name__}: {exc})") from None
+        if input_names != [spec.name for spec in pipeline.inputs()]:
+            raise RunDirError(f"{root}: the manifest's inputs differ from the feature pipeline's")
         if model_format not in RUNTIMES or not {model_file, FEATURES} <= set(manifest["files"]):
             raise RunDirError(f"{root}: unknown model format {model_format!r}, or model/features not in the manifest")
-        model = RUNTIMES[model_format](root / model_file, threads)
+        model = RUNTIMES[model_format](root / model_file, threads, input_names)
         graph_outputs = getattr(model, "output_names", manifest["outputs"])
         if list(graph_outputs) != list(manifest["outputs"]):
             raise RunDirError(f"{root}: the graph's outputs {graph_outputs} differ from the manifest's")
@@ -81,6 +87,11 @@ class Predictor:
         return dict(self._columns)
 
     @property
+    def separators(self) -> dict[str, str]:
+        """The separator of each list column's text form (``a|b|c``)."""
+        return self.pipeline.separators()
+
+    @property
     def task_names(self) -> list[str]:
         """Task names, in output order (the fused ``"score"`` not included)."""
         return [task["name"] for task in self.manifest["tasks"]]
@@ -94,20 +105,27 @@ class Predictor:
                 options[key] = tuple(options[key])
         return CsvFormat(**options)
 
-    def conform(self, table: pa.Table, source: str = "input") -> pa.Table:
+    def conform(self, table: pa.Table, source: str = "input", required: bool = True) -> pa.Table:
         """The input columns of ``table`` with the types the encoders expect (casting where needed).
+
+        Args:
+            required: every input column must be present (else: only those present are returned).
 
         Raises:
             DataError: a column is missing, or cannot be read as its type (the message names it).
         """
         missing = [name for name in self._columns if name not in table.column_names]
-        if missing:
+        if missing and required:
             raise DataError(
                 f"{source}: missing column(s) {', '.join(repr(m) for m in missing)}; "
                 f"the model needs {', '.join(self._columns)}"
             )
-        arrays = [_cast(table.column(name), dtype, name, source) for name, dtype in self._columns.items()]
-        return pa.Table.from_arrays(arrays, names=list(self._columns))
+        names = [name for name in self._columns if name in table.column_names]
+        separators = self.separators
+        arrays = [
+            _cast(table.column(name), self._columns[name], name, source, separators.get(name, "|")) for name in names
+        ]
+        return pa.Table.from_arrays(arrays, names=names)
 
     def predict(self, table: pa.Table, source: str = "input", log_missing: bool = True) -> dict[str, np.ndarray]:
         """Scores of every row: {task: (N,) or (N, C) class probabilities, ..., "score": (N,) fused}.
@@ -120,21 +138,51 @@ class Predictor:
         Raises:
             DataError: a missing column or a value of the wrong type.
         """
-        return self.score(*self.encode(table, source, log_missing))
+        return self.score(self.encode(table, source, log_missing))
 
-    def encode(self, table: pa.Table, source: str = "input", log_missing: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Model inputs of the raw rows: ids (N, F) int64, dense (N, Dd) float32 (see :meth:`predict`)."""
+    def encode(self, table: pa.Table, source: str = "input", log_missing: bool = True) -> dict[str, np.ndarray]:
+        """Model inputs of the raw rows, by input name (see :meth:`predict`)."""
         return self.pipeline.transform_features(self.conform(table, source), source, log_missing)
 
-    def score(self, ids: np.ndarray, dense: np.ndarray) -> dict[str, np.ndarray]:
-        """Outputs of encoded rows, run in slices of at most ``max_batch_rows`` (bounded memory)."""
-        rows = len(ids)
+    def predict_shared(self, candidates: pa.Table, context: pa.Table, source: str = "request") -> dict[str, np.ndarray]:
+        """Scores of N candidates that share one context row (see :meth:`encode_shared`)."""
+        return self.score(self.encode_shared(candidates, context, source), candidates.num_rows)
+
+    def encode_shared(self, candidates: pa.Table, context: pa.Table, source: str = "request") -> dict[str, np.ndarray]:
+        """Inputs of N candidates and one context row (columns given once for all of them).
+
+        A feature whose columns are all in ``context`` is encoded once, and its inputs have one row
+        (the exported graph broadcasts them); any other is encoded per candidate, reading the context's
+        columns repeated.
+        """
+        shared = set(context.column_names)
+        context = self.conform(context, source, required=False)
+        candidates = self.conform(candidates, source, required=False)
+        repeat = pa.array(np.zeros(candidates.num_rows, dtype=np.int64))
+        inputs: dict[str, np.ndarray] = {}
+        for encoder in self.pipeline.encoders:
+            columns = list(encoder.columns())
+            if set(columns) <= shared:
+                inputs.update(encoder.transform(context.select(columns), source))
+                continue
+            own = {name: candidates.column(name) if name not in shared else context.column(name).take(repeat)
+                   for name in columns}
+            inputs.update(encoder.transform(pa.table(own), source))
+        return inputs
+
+    def score(self, inputs: dict[str, np.ndarray], rows: int | None = None) -> dict[str, np.ndarray]:
+        """Outputs of encoded rows (inputs of one row are shared by all), run in slices of at most
+        ``max_batch_rows`` (bounded memory)."""
+        rows = max(len(value) for value in inputs.values()) if rows is None else rows
         if rows == 0:
             return {name: np.zeros((0, *self.output_shape(name)), np.float32) for name in self.output_names}
         step = self.max_batch_rows
-        parts = [
-            self.model.run(ids[start : start + step], dense[start : start + step]) for start in range(0, rows, step)
-        ]
+
+        def part(start: int) -> dict[str, np.ndarray]:
+            return {name: value if len(value) == 1 < rows else value[start : start + step]
+                    for name, value in inputs.items()}
+
+        parts = [self.model.run(part(start)) for start in range(0, rows, step)]
         if len(parts) == 1:
             return dict(zip(self.output_names, parts[0]))
         return {name: np.concatenate([part[index] for part in parts]) for index, name in enumerate(self.output_names)}
@@ -144,9 +192,11 @@ class Predictor:
         return (self._class_counts[name],) if name in self._class_counts else ()
 
 
-def _cast(column: pa.ChunkedArray, dtype: pa.DataType, name: str, source: str) -> pa.ChunkedArray:
+def _cast(column: pa.ChunkedArray, dtype: pa.DataType, name: str, source: str, separator: str = "|") -> pa.ChunkedArray:
     if column.type == dtype:
         return column
+    if pa.types.is_list(dtype) and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return split_text_lists(column, separator)
     if pa.types.is_dictionary(column.type):
         column = pc.cast(column, column.type.value_type)
     try:

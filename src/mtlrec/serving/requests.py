@@ -1,16 +1,21 @@
-"""Prediction requests: a JSON body → a validated Arrow table of raw input columns, built column-wise.
+"""Prediction requests: a JSON body → validated Arrow tables of raw input columns, built column-wise.
 
 A request is ``{"context": {column: value}, "candidates": [{column: value}, ...], "request_id": str}``.
 For each candidate and column the candidate's value wins over the context's (an explicit ``null``
-too). Rules, also stated in the README's "Serving" section:
+too). A column only the context gives is kept once (a one-row context table), so the context — the
+user, their behaviour sequence — is encoded and looked up once for all candidates; a column some
+candidate gives is one value per candidate (the context's where a candidate omits it). Rules, also
+stated in the README's "Serving" section:
 
 - every input column must be given, by the candidate or by the context; ``null`` means unknown and
   is encoded like an empty cell of the training data (OOV id for categorical columns, the fill value
   for numeric ones); a column given nowhere is an error, so a misspelt name never goes unnoticed;
 - keys that are not input columns are an error (``ignore_unknown=True`` drops them instead);
 - categorical columns take a JSON string or integer (an integer becomes its decimal text, as a CSV
-  cell would be read) and numeric columns a JSON number; anything else (booleans, arrays, objects,
-  strings for numbers) is an error naming the field, e.g. ``candidates[3].age``.
+  cell would be read) and numeric columns a JSON number; list columns (tags, behaviour sequences) a
+  JSON array of strings or integers, or the text form of a file (``"a|b|c"``, the feature's
+  separator); anything else (booleans, objects, strings for numbers, a nested array) is an error
+  naming the field or the element, e.g. ``candidates[3].age`` or ``context.hist_item_ids[12]``.
 
 Columns are converted by pyarrow in one call each; Python only walks the rows to pick each
 column's values out of the parsed JSON (and, on the error path, to find the offending value).
@@ -24,8 +29,10 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mtlrec.errors import RequestError
 
@@ -35,10 +42,30 @@ _SHOWN = 5  # how many names an error message lists before "..."
 
 @dataclass(frozen=True)
 class ParsedRequest:
-    """A valid request: its (N, columns) raw input table and the client's request id, if any."""
+    """A valid request.
 
-    table: pa.Table
+    Attributes:
+        candidates: N rows: the input columns some candidate gives.
+        context: one row: the input columns only the context gives (shared by every candidate).
+        request_id: the client's request id, if any.
+    """
+
+    candidates: pa.Table
+    context: pa.Table
     request_id: str | None
+
+    @property
+    def rows(self) -> int:
+        """N, the number of candidates."""
+        return self.candidates.num_rows
+
+    @property
+    def table(self) -> pa.Table:
+        """Every input column with one row per candidate (the context's values repeated)."""
+        repeat = pa.array(np.zeros(self.rows, dtype=np.int64))
+        columns = {name: self.candidates.column(name) for name in self.candidates.column_names}
+        columns.update({name: self.context.column(name).take(repeat) for name in self.context.column_names})
+        return pa.table(columns) if columns else pa.table({})
 
 
 def decode_json(body: bytes) -> Any:
@@ -71,15 +98,23 @@ class RequestReader:
         input_columns: raw column → Arrow type (``pa.string()`` categorical, ``pa.float64()`` numeric).
         max_candidates: more candidates than this is a 413 error.
         ignore_unknown: drop keys that are not input columns instead of rejecting the request.
+        separators: the separator of each list column's text form (default ``|``).
     """
 
-    def __init__(self, input_columns: dict[str, pa.DataType], max_candidates: int, ignore_unknown: bool = False):
+    def __init__(
+        self,
+        input_columns: dict[str, pa.DataType],
+        max_candidates: int,
+        ignore_unknown: bool = False,
+        separators: dict[str, str] | None = None,
+    ):
         self.input_columns = dict(input_columns)
         self.max_candidates = max_candidates
         self.ignore_unknown = ignore_unknown
+        self.separators = dict(separators or {})
 
     def read(self, document: Any) -> ParsedRequest:
-        """Check a parsed body and build its table (N rows = candidates, one column per input column).
+        """Check a parsed body and build its candidate and context tables.
 
         Raises:
             RequestError: 413 for too many candidates, 422 naming the field for anything else invalid.
@@ -88,13 +123,17 @@ class RequestReader:
         given = set().union(*candidates)  # every key at least one candidate gives
         if not self.ignore_unknown:
             self._check_unknown(context, candidates, given)
-        columns, missing = {}, []
-        for name in self.input_columns:
-            values = _values(name, context, candidates, given)
+        per_candidate, shared, missing = {}, {}, []
+        for name, dtype in self.input_columns.items():
+            if name not in given and name in context:
+                shared[name] = self._arrow([context[name]], name, dtype, lambda row, name=name: f"context.{name}")
+                continue
+            values = _values(name, context, candidates)
             if values is None:
                 row = next(i for i, candidate in enumerate(candidates) if name not in candidate)
                 missing.append(f"candidates[{row}].{name}")
-            columns[name] = values
+                continue
+            per_candidate[name] = self._arrow(values, name, dtype, _locator(name, candidates))
         if missing:
             raise RequestError(
                 422,
@@ -102,10 +141,12 @@ class RequestReader:
                 "(null for an unknown value)",
                 missing,
             )
-        arrays = [
-            _to_arrow(columns[name], dtype, _locator(name, candidates)) for name, dtype in self.input_columns.items()
-        ]
-        return ParsedRequest(pa.Table.from_arrays(arrays, names=list(self.input_columns)), request_id)
+        return ParsedRequest(_table(per_candidate, len(candidates)), _table(shared, 1), request_id)
+
+    def _arrow(self, values: list[Any], name: str, dtype: pa.DataType, where: Callable[[int], str]) -> pa.Array:
+        if pa.types.is_list(dtype):
+            return _lists_to_arrow(values, self.separators.get(name, "|"), where)
+        return _to_arrow(values, dtype, where)
 
     def _check_unknown(self, context: dict[str, Any], candidates: list[dict[str, Any]], given: set[str]) -> None:
         fields = [f"context.{key}" for key in context if key not in self.input_columns]
@@ -153,13 +194,18 @@ def _split_document(document: Any, max_candidates: int) -> tuple[dict[str, Any],
     return context, candidates, request_id
 
 
-def _values(name: str, context: dict[str, Any], candidates: list[dict[str, Any]], given: set[str]) -> list | None:
+def _table(columns: dict[str, pa.Array], rows: int) -> pa.Table:
+    """A table of these columns (an empty one with ``rows`` rows when there are none)."""
+    if columns:
+        return pa.table(columns)
+    return pa.table({"": pa.nulls(rows)}).drop_columns([""])
+
+
+def _values(name: str, context: dict[str, Any], candidates: list[dict[str, Any]]) -> list | None:
     """One column's values, one per candidate (the candidate's where it has the key, else the context's),
     or None when some candidate lacks it and the context does not give it."""
-    if name not in given:
-        if name in context:
-            return [context[name]] * len(candidates)
-        return None if candidates else []
+    if not candidates:
+        return []
     if name in context:
         default = context[name]
         return [candidate.get(name, default) for candidate in candidates]
@@ -190,6 +236,43 @@ def _to_arrow(values: list[Any], dtype: pa.DataType, where: Callable[[int], str]
     if pa.types.is_floating(dtype) and any(map(isinstance, values, repeat(bool))):
         return _convert_each(values, dtype, where)  # pyarrow reads booleans as 0/1: reject them by name
     return array
+
+
+def _lists_to_arrow(values: list[Any], separator: str, where: Callable[[int], str]) -> pa.Array:
+    """A list column (``list<string>``): per row a JSON array of strings/integers, its text form, or null."""
+    if all(value is None or type(value) is list for value in values):
+        try:
+            array = pa.array(values)  # arrays of strings or of integers: one call
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            array = None
+        if array is not None and pa.types.is_list(array.type) and _id_values(array.type.value_type):
+            return pc.cast(array, pa.list_(pa.string()))
+    rows: list[list[str] | None] = []
+    for row, value in enumerate(values):
+        if value is None or type(value) is str:
+            rows.append(None if not value else [part.strip() for part in value.split(separator)])
+        elif type(value) is list:
+            rows.append([_list_element(element, f"{where(row)}[{index}]") for index, element in enumerate(value)])
+        else:
+            raise RequestError(
+                422,
+                f"{where(row)}: expected an array of strings or integers (or text joined by {separator!r}), "
+                f"got {_kind(value)}",
+                [where(row)],
+            )
+    return pa.array(rows, type=pa.list_(pa.string()))
+
+
+def _id_values(dtype: pa.DataType) -> bool:
+    return pa.types.is_integer(dtype) or pa.types.is_string(dtype) or pa.types.is_null(dtype)
+
+
+def _list_element(value: Any, field: str) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    if type(value) is int:
+        return str(value)
+    raise RequestError(422, f"{field}: expected a string or an integer, got {_kind(value)}", [field])
 
 
 def _convert_each(values: list[Any], dtype: pa.DataType, where: Callable[[int], str]) -> pa.Array:

@@ -58,12 +58,12 @@ def request_models(input_columns: dict[str, pa.DataType]) -> type[BaseModel]:
 
     Args:
         input_columns: raw column → Arrow type; ``pa.string()`` columns take strings or integers,
-            numeric ones numbers; every column also takes null (unknown).
+            numeric ones numbers, list ones arrays of strings or integers (or their text form
+            ``"a|b"``); every column also takes null (unknown, or an empty list).
     """
     fields: dict[str, Any] = {}
     for index, (name, dtype) in enumerate(input_columns.items()):
-        python_type: Any = str | int | None if pa.types.is_string(dtype) else float | None
-        kind = "categorical: string or integer" if pa.types.is_string(dtype) else "numeric"
+        python_type, kind = _json_type(dtype)
         fields[f"column_{index}"] = (
             python_type,
             Field(default=None, alias=name, description=f"{kind}; null = unknown"),
@@ -81,3 +81,12 @@ def request_models(input_columns: dict[str, pa.DataType]) -> type[BaseModel]:
         candidates=(list[row], Field(description="one object per candidate (e.g. item features)")),
         request_id=(str | None, Field(default=None, description="echoed in the response")),
     )
+
+
+def _json_type(dtype: pa.DataType) -> tuple[Any, str]:
+    """The JSON (Python) type a column accepts, and how the spec describes it."""
+    if pa.types.is_list(dtype):
+        return list[str | int] | str | None, "list: array of strings or integers, or text 'a|b|c'"
+    if pa.types.is_string(dtype):
+        return str | int | None, "categorical: string or integer"
+    return float | None, "numeric"

@@ -185,8 +185,8 @@ class DiagnosticsRecorder:
         return messages
 
     def _label_correlation(self, train: EncodedData | TrainSource) -> dict[str, Any] | None:
-        if isinstance(train, EncodedData) and train.labels is not None:
-            pearson, rows = label_correlation(train.labels.numpy())
+        if isinstance(train, EncodedData) and train.labels:
+            pearson, rows = label_correlation(torch.stack([train.labels[t] for t in train.task_names], 1).numpy())
         elif getattr(train, "label_correlation", None) is not None:  # measured while fitting a stream
             pearson, rows = train.label_correlation
         else:  # streamed data whose features were loaded (a resumed run), not fitted

@@ -181,12 +181,10 @@ def evaluate_sharded(
     all-gathered, and every rank computes the same metrics from the same arrays."""
     if not context.enabled:
         return evaluate(model, data, links, metric_names, batch_size)
-    if data.labels is None:
+    if not data.labels:
         raise ValueError("evaluation needs labels")
     start, stop = share(len(data), context.rank, context.world_size)
-    weights = None if data.weights is None else data.weights[start:stop]
-    part = EncodedData(data.ids[start:stop], data.dense[start:stop], data.labels[start:stop], data.task_names, weights)
-    local = predict_scores(model, part, links, batch_size)
+    local = predict_scores(model, data.slice(start, stop), links, batch_size)
     scores = {task: context.all_gather_rows(torch.from_numpy(values)).numpy() for task, values in local.items()}
-    labels = {task: links[task].original(data.labels[:, index]).numpy() for index, task in enumerate(data.task_names)}
+    labels = {task: links[task].original(data.labels[task]).numpy() for task in data.task_names}
     return compute_metrics(labels, scores, metric_names, data.groups)

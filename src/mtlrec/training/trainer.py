@@ -72,7 +72,7 @@ class Trainer:
     """Trains a multi-task model.
 
     Args:
-        model: ids, dense → {task: logit}.
+        model: {input name: tensor} → {task: logit}.
         losses: {task: loss}, in task order; the loss of a task the model does not train (ESMM's CVR)
             only links its logits to scores for evaluation.
         strategy: the weighting strategy (combines the loss vector, or shapes gradients).
@@ -123,7 +123,7 @@ class Trainer:
         sampled = self.diagnostics is not None and self.diagnostics.start_step()
         batch = batch.to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            logits = self.model(batch.ids, batch.dense)
+            logits = self.model(batch.inputs)
         if self.bf16:
             logits = {task: value.float() for task, value in logits.items()}
         losses = task_losses(logits, batch.labels, self.train_losses, batch.weights)

@@ -16,14 +16,13 @@ from mtlrec.features import (
     CategoricalEncoder,
     ClassLabel,
     FeaturePipeline,
-    FeatureSpec,
     LabelSpec,
     NumericEncoder,
     RegressionLabel,
 )
 from mtlrec.losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy, TransformedTarget
 from mtlrec.model import MultiTaskModel
-from mtlrec.nn import InputLayer
+from tests.keyed_models import simple_inputs
 
 ROWS = 300
 
@@ -56,7 +55,7 @@ class Tiny:
     def scoring(self, fusion: Fusion | None = None) -> ScoringModel:
         return scoring_model(self.model, self.losses, self.pipeline, fusion)
 
-    def encoded(self, table: pa.Table | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def encoded(self, table: pa.Table | None = None) -> dict[str, np.ndarray]:
         return self.pipeline.transform_features(self.table if table is None else table, "test")
 
 
@@ -65,11 +64,11 @@ def make_tiny(seed: int = 0) -> Tiny:
     watch = RegressionLabel(clip=(0.0, 5000.0), log1p=True, standardize=True)
     pipeline = FeaturePipeline(
         [
-            FeatureSpec("user", "user", CategoricalEncoder()),
-            FeatureSpec("item", "item", CategoricalEncoder(hash_buckets=64)),
-            FeatureSpec("price", "price", NumericEncoder("median", log1p=True)),
-            FeatureSpec("age", "age", NumericEncoder()),
-            FeatureSpec("age_bucket", "age", NumericEncoder(buckets=4)),
+            CategoricalEncoder("user"),
+            CategoricalEncoder("item", hash_buckets=64),
+            NumericEncoder("price", fill_value="median", log1p=True),
+            NumericEncoder("age"),
+            NumericEncoder("age_bucket", "age", buckets=4),
         ],
         [
             LabelSpec("click", "click", BinaryLabel()),
@@ -79,16 +78,16 @@ def make_tiny(seed: int = 0) -> Tiny:
     )
     pipeline.fit(table, pipeline.transform_labels(table, "train"))
     torch.manual_seed(seed)
-    inputs = InputLayer(pipeline.vocab_sizes(), 4, len(pipeline.dense_features))
+    inputs = simple_inputs(pipeline)
     architecture = MMoE(
-        inputs.output_dim(),
+        inputs.output_dim("all"),
         pipeline.task_names,
         num_experts=2,
         expert_hidden_units=[8],
         tower_hidden_units=[4],
         output_dims={"category": 3},
     )
-    model = MultiTaskModel(inputs, architecture).eval()
+    model = MultiTaskModel(inputs, architecture, ["all"]).eval()
     losses = {
         "click": BinaryCrossEntropy(),
         "watch": TransformedTarget(MeanSquaredError(), watch.inverse),
@@ -113,9 +112,8 @@ def export_tiny(tiny, tmp_path):
     """``export_tiny(name, model_format="onnx", fusion=None, **kwargs)`` → the artifact directory."""
 
     def export(name: str = "artifact", model_format: str = "onnx", fusion: Fusion | None = None, **kwargs):
-        ids, dense = tiny.encoded()
         target = tmp_path / name
-        export_artifact(tiny.scoring(fusion), tiny.pipeline, ids, dense, target, model_format, **kwargs)
+        export_artifact(tiny.scoring(fusion), tiny.pipeline, tiny.encoded(), target, model_format, **kwargs)
         return target
 
     return export

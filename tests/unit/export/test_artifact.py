@@ -20,12 +20,19 @@ def test_artifact_holds_model_features_and_a_complete_manifest(tiny, export_tiny
     root = export_tiny(fusion=Fusion.from_formula("click * log1p(watch)"))
     assert sorted(path.name for path in root.iterdir()) == ["features.json", "manifest.json", "model.onnx"]
     manifest = json.loads((root / "manifest.json").read_text())
-    assert manifest["format"] == "mtlrec-artifact" and manifest["format_version"] == 1
+    assert manifest["format"] == "mtlrec-artifact" and manifest["format_version"] == 2
     assert manifest["model"]["format"] == "onnx" and manifest["model"]["opset"] == 17
     assert manifest["files"] == {name: sha256_file(root / name) for name in ("features.json", "model.onnx")}
     assert manifest["outputs"] == ["click", "watch", "category", FUSED_OUTPUT]
-    assert manifest["inputs"]["ids"]["features"] == ["user", "item", "age_bucket"]
-    assert manifest["inputs"]["dense"]["features"] == ["price", "age"]
+    inputs = {spec["name"]: spec for spec in manifest["inputs"]}
+    assert list(inputs) == ["user", "item", "price", "age", "age_bucket"]  # named per feature, in feature order
+    assert inputs["user"] == {
+        "name": "user", "feature": "user", "role": "ids", "dtype": "int64", "shape": ["batch"], "table": "user",
+        "rows": tiny.pipeline.encoder("user").vocabulary.num_ids,
+    }
+    assert inputs["item"]["rows"] == 2 + 64 and inputs["age_bucket"]["table"] == "age_bucket"
+    assert inputs["price"]["role"] == "dense" and inputs["price"]["dtype"] == "float32"
+    assert [f["name"] for f in manifest["features"]] == ["user", "item", "price", "age", "age_bucket"]
     assert manifest["columns"] == {"user": "string", "item": "string", "price": "double", "age": "double"}
     tasks = {task["name"]: task for task in manifest["tasks"]}
     assert tasks["click"]["kind"] == "binary" and tasks["category"]["classes"] == ["a", "b", "c"]
@@ -72,10 +79,11 @@ def _perturbed(model, example, path):
     class Off(nn.Module):
         def __init__(self):
             super().__init__()
-            self.inner, self.output_names = model, model.output_names
+            self.inner, self.output_names, self.input_names = model, model.output_names, model.input_names
+            self.positional = model.positional
 
-        def forward(self, ids: torch.Tensor, dense: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            outputs = self.inner(ids, dense)
+        def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            outputs = self.inner(*inputs)
             return (outputs[0] + 1e-3, *outputs[1:])
 
     return export_onnx(Off(), example, path)
@@ -110,7 +118,8 @@ def test_existing_target_needs_overwrite(export_tiny, tmp_path):
 
 def test_parity_measure_is_absolute_below_one_and_relative_above(tiny):
     scoring = tiny.scoring()
-    ids, dense = tiny.encoded()
+    inputs = tiny.encoded()
+    rows = len(inputs["user"])
 
     class Shifted:
         """The eager model with every output moved by ``shift`` times its magnitude."""
@@ -118,16 +127,16 @@ def test_parity_measure_is_absolute_below_one_and_relative_above(tiny):
         def __init__(self, shift: float):
             self.shift = shift
 
-        def run(self, ids_: np.ndarray, dense_: np.ndarray) -> list[np.ndarray]:
-            outputs = scoring.score(torch.from_numpy(ids_), torch.from_numpy(dense_)).values()
-            return [value.numpy() + self.shift * np.abs(value.numpy()) for value in outputs]
+        def run(self, given: dict[str, np.ndarray]) -> list[np.ndarray]:
+            outputs = scoring.score({name: torch.from_numpy(value) for name, value in given.items()})
+            return [value.numpy() + self.shift * np.abs(value.numpy()) for value in outputs.values()]
 
-    exact = check_parity(scoring, Shifted(0.0), ids, dense)
-    assert exact.passed and exact.max_abs_diff < 1e-6 and exact.batch_sizes == [len(ids), 1]  # batch-size rounding
-    relative = check_parity(scoring, Shifted(2e-6), ids, dense)
+    exact = check_parity(scoring, Shifted(0.0), inputs)
+    assert exact.passed and exact.max_abs_diff < 1e-6 and exact.batch_sizes == [rows, 1]  # batch-size rounding
+    relative = check_parity(scoring, Shifted(2e-6), inputs)
     assert relative.passed and relative.max_scaled_diff == pytest.approx(2e-6, rel=1e-2)
     assert relative.max_abs_diff > 1e-5  # watch is in seconds: 2e-6 relative is more than 1e-5 absolute
-    failed = check_parity(scoring, Shifted(3e-5), ids, dense)
+    failed = check_parity(scoring, Shifted(3e-5), inputs)
     assert not failed.passed and failed.max_scaled_diff == pytest.approx(3e-5, rel=1e-2)
 
 
@@ -141,8 +150,8 @@ def test_parity_differences_treat_nan_and_inf():
 
 
 def test_export_needs_rows_and_a_known_format(tiny, tmp_path):
-    ids, dense = tiny.encoded()
+    inputs = tiny.encoded()
     with pytest.raises(ExportError, match="unknown export format 'tflite'"):
-        export_artifact(tiny.scoring(), tiny.pipeline, ids, dense, tmp_path / "x", "tflite")
+        export_artifact(tiny.scoring(), tiny.pipeline, inputs, tmp_path / "x", "tflite")
     with pytest.raises(ExportError, match="at least one row"):
-        export_artifact(tiny.scoring(), tiny.pipeline, ids[:0], dense[:0], tmp_path / "x")
+        export_artifact(tiny.scoring(), tiny.pipeline, {k: v[:0] for k, v in inputs.items()}, tmp_path / "x")

@@ -19,8 +19,8 @@ from mtlrec.serving.batch import predict_file
 
 
 def _eager(tiny, fusion, table):
-    ids, dense = tiny.encoded(table)
-    scores = tiny.scoring(fusion).score(torch.from_numpy(ids), torch.from_numpy(dense))
+    inputs = tiny.encoded(table)
+    scores = tiny.scoring(fusion).score({name: torch.from_numpy(value) for name, value in inputs.items()})
     return {name: value.numpy() for name, value in scores.items()}
 
 

@@ -25,7 +25,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from mtlrec.app.build.params import _ARCHITECTURE_ARGS, validate_params
+from mtlrec.app.build.groups import model_input_groups
+from mtlrec.app.build.params import supplied_arguments, validate_params
 from mtlrec.architectures import ARCHITECTURES
 from mtlrec.config import Config, ModelConfig, WeightingConfig
 from mtlrec.errors import ConfigError
@@ -85,7 +86,7 @@ def _architecture_params(config: Config) -> dict[str, Any]:
         for key, parameter in inspect.signature(architecture.__init__).parameters.items()
         if parameter.default is not parameter.empty
     }
-    given = validate_params(architecture, config.model.params, _ARCHITECTURE_ARGS, "model.params")
+    given = validate_params(architecture, config.model.params, supplied_arguments(architecture), "model.params")
     return {**defaults, **given}
 
 
@@ -106,5 +107,10 @@ def single_task_baseline(config: Config) -> Config:
     towers = {task: _units(units) for task, units in towers.items()} if isinstance(towers, dict) else _units(towers)
     baseline_params: dict[str, Any] = {"hidden_units": hidden, "tower_hidden_units": towers}
     baseline_params.update({key: params[key] for key in ("activation", "dropout") if key in params})
-    model = ModelConfig(architecture="single_task", embedding_dim=config.model.embedding_dim, params=baseline_params)
+    model = ModelConfig(
+        architecture="single_task",
+        embedding_dim=config.model.embedding_dim,
+        input_groups=model_input_groups(config),
+        params=baseline_params,
+    )
     return config.model_copy(update={"model": model, "weighting": WeightingConfig()}, deep=True)

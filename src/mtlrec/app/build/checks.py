@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mtlrec.app.build.diagnostics import check_diagnostics
+from mtlrec.app.build.groups import check_groups
 from mtlrec.app.build.params import (
     architecture_params,
     lookup,
@@ -13,7 +14,7 @@ from mtlrec.app.build.params import (
 from mtlrec.app.build.selection import selection_criterion
 from mtlrec.app.build.serving import check_fusion
 from mtlrec.architectures import ARCHITECTURES
-from mtlrec.config import CategoricalFeature, Config
+from mtlrec.config import Config
 from mtlrec.errors import ConfigError
 from mtlrec.evaluation import METRICS
 from mtlrec.expressions import ExpressionError, parse_expression
@@ -75,18 +76,4 @@ def _check_architecture(config: Config) -> None:
             f"tasks: architecture '{config.model.architecture}' needs exactly {required} tasks, got {len(config.tasks)}"
             + (f" ({architecture.__doc__.splitlines()[0]})" if architecture.__doc__ else "")
         )
-    domain = config.model.domain_feature
-    if architecture.needs_domain and domain is None:
-        raise ConfigError(
-            f"model.domain_feature: architecture '{config.model.architecture}' needs the categorical feature "
-            "that gives each row's domain"
-        )
-    if domain is not None and not architecture.needs_domain:
-        raise ConfigError(f"model.domain_feature: architecture '{config.model.architecture}' uses no domain feature")
-    if domain is not None:
-        by_name = {feature.name: feature for feature in config.features}
-        if not isinstance(by_name.get(domain), CategoricalFeature):
-            categorical = [f.name for f in config.features if isinstance(f, CategoricalFeature)]
-            raise ConfigError(
-                f"model.domain_feature: '{domain}' is not a categorical feature; choose one of {categorical}"
-            )
+    check_groups(config)

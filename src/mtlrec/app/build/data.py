@@ -66,7 +66,12 @@ def _streamed(
             fit = replace(fit, read_batch_rows=options.batch_rows, csv=options.csv)
             pipeline = build_pipeline(config)
             moments = LabelMoments(len(pipeline.labels))
-            pipeline, fragments = fit_streaming(pipeline, fragments, fit, on_labels=moments.update)
+            tasks = pipeline.task_names
+
+            def on_labels(labels: dict[str, np.ndarray]) -> None:
+                moments.update(np.stack([labels[task] for task in tasks], axis=1))
+
+            pipeline, fragments = fit_streaming(pipeline, fragments, fit, on_labels=on_labels)
             pipeline.save(files.features)
             pearson_and_rows = [matrix.tolist() for matrix in moments.correlation()]
         row_counts = [f.rows for f in fragments]

@@ -6,6 +6,9 @@ import torch
 from torch import nn
 
 from mtlrec.app.build.diagnostics import build_diagnostics
+from mtlrec.app.build.features import build_inputs
+from mtlrec.app.build.features import build_pipeline as build_feature_pipeline
+from mtlrec.app.build.groups import model_input_groups, role_id_inputs, role_id_rows
 from mtlrec.app.build.params import (
     architecture_params,
     loss_params,
@@ -17,24 +20,13 @@ from mtlrec.app.build.params import (
 from mtlrec.app.build.selection import selection_criterion
 from mtlrec.app.run_files import RunFiles
 from mtlrec.architectures import ARCHITECTURES
-from mtlrec.config import CategoricalFeature, Config
+from mtlrec.config import Config
 from mtlrec.data.reading import RandomSplit, ReadOptions
 from mtlrec.errors import ConfigError
-from mtlrec.features import (
-    BinaryLabel,
-    CategoricalEncoder,
-    ClassLabel,
-    FeaturePipeline,
-    FeatureSpec,
-    LabelRule,
-    LabelSpec,
-    NumericEncoder,
-    RegressionLabel,
-)
+from mtlrec.features import BinaryLabel, ClassLabel, FeaturePipeline, LabelRule, LabelSpec, RegressionLabel
 from mtlrec.io import CsvFormat
 from mtlrec.losses import LOSSES, Loss, TransformedTarget
 from mtlrec.model import IndependentTaskModels, MultiTaskModel
-from mtlrec.nn import InputLayer
 from mtlrec.training import CompositeOptimizer, Trainer, TrainSettings, make_optimizer
 from mtlrec.training.distributed import DistributedContext
 from mtlrec.weighting import WEIGHTINGS, WeightingStrategy
@@ -42,17 +34,6 @@ from mtlrec.weighting import WEIGHTINGS, WeightingStrategy
 
 def build_pipeline(config: Config) -> FeaturePipeline:
     """Unfitted feature pipeline: one encoder per feature, one label rule per task."""
-    features = []
-    for feature in config.features:
-        if isinstance(feature, CategoricalFeature):
-            encoder: CategoricalEncoder | NumericEncoder = CategoricalEncoder(
-                feature.min_count, feature.max_vocab_size, feature.hash_buckets
-            )
-        else:
-            encoder = NumericEncoder(
-                feature.fill_value, feature.log1p, feature.standardize, feature.buckets, feature.boundaries
-            )
-        features.append(FeatureSpec(feature.name, feature.column or feature.name, encoder))
     labels = []
     for task in config.tasks:
         kind = LOSSES[task.loss].kind
@@ -66,7 +47,7 @@ def build_pipeline(config: Config) -> FeaturePipeline:
         labels.append(
             LabelSpec(task.name, task.label.column, rule, task.sample_space, task.sample_weight, task.label.missing)
         )
-    return FeaturePipeline(features, labels)
+    return build_feature_pipeline(config, labels)
 
 
 def read_options(config: Config) -> ReadOptions:
@@ -110,26 +91,23 @@ def build_model(config: Config, pipeline: FeaturePipeline) -> nn.Module:
     architecture_class = ARCHITECTURES[config.model.architecture]
     params = architecture_params(config)
     output_dims = {task.name: len(task.label.classes) for task in config.tasks if task.label.classes is not None}
-    domain_column, supplied = None, {}
-    if config.model.domain_feature is not None:
-        id_names = [feature.name for feature in pipeline.id_features]
-        domain_column = id_names.index(config.model.domain_feature)
-        supplied["num_domains"] = pipeline.vocab_sizes()[domain_column]
+    id_groups = role_id_inputs(config, pipeline)
+    supplied = {f"num_{role}s": rows for role, rows in role_id_rows(config, pipeline).items()}
+    input_groups = model_input_groups(config)
     task_groups = [[t] for t in pipeline.task_names] if architecture_class.independent_tasks else [pipeline.task_names]
     models = {}
     for tasks in task_groups:
-        input_layer = InputLayer(pipeline.vocab_sizes(), config.model.embedding_dim, len(pipeline.dense_features))
+        inputs = build_inputs(config, pipeline, id_groups)
         group_params = params_for_tasks(params, tasks)
         group_dims = {task: dims for task, dims in output_dims.items() if task in tasks}
         if group_dims:
             group_params["output_dims"] = group_dims
+        input_dim = sum(inputs.output_dim(group) for group in input_groups)
         try:
-            architecture = architecture_class(
-                input_dim=input_layer.output_dim(), task_names=tasks, **group_params, **supplied
-            )
+            architecture = architecture_class(input_dim=input_dim, task_names=tasks, **group_params, **supplied)
         except ValueError as exc:
             raise ConfigError(f"model ({config.model.architecture}): {exc}") from None
-        models[tasks[0]] = MultiTaskModel(input_layer, architecture, domain_column)
+        models[tasks[0]] = MultiTaskModel(inputs, architecture, input_groups)
     if architecture_class.independent_tasks:
         return IndependentTaskModels(models)
     return next(iter(models.values()))

@@ -14,14 +14,14 @@ from mtlrec.errors import ConfigError
 from mtlrec.losses import LOSSES
 from mtlrec.weighting import WEIGHTINGS
 
-_ARCHITECTURE_ARGS = ("input_dim", "task_names", "output_dims", "num_domains")
+_ARCHITECTURE_ARGS = ("input_dim", "task_names", "output_dims")
 _WEIGHTING_ARGS = ("num_tasks",)
 
 
 def architecture_params(config: Config) -> dict[str, Any]:
     """The validated ``model.params``, with per-task tower widths (``tasks[].tower_hidden_units``) merged in."""
     architecture = ARCHITECTURES[config.model.architecture]
-    params = validate_params(architecture, config.model.params, _ARCHITECTURE_ARGS, "model.params")
+    params = validate_params(architecture, config.model.params, supplied_arguments(architecture), "model.params")
     overrides = {task.name: task.tower_hidden_units for task in config.tasks if task.tower_hidden_units is not None}
     if overrides:
         hint = typing.get_type_hints(architecture.__init__).get("tower_hidden_units")
@@ -36,6 +36,11 @@ def architecture_params(config: Config) -> dict[str, Any]:
             raise ConfigError("model.params.tower_hidden_units: give per-task widths in one place only")
         params["tower_hidden_units"] = {task.name: overrides.get(task.name, list(default)) for task in config.tasks}
     return params
+
+
+def supplied_arguments(architecture: type) -> tuple[str, ...]:
+    """The constructor arguments build supplies (not config): sizes, tasks, and the range of ids read by role."""
+    return _ARCHITECTURE_ARGS + tuple(f"num_{role}s" for role in architecture.group_inputs)
 
 
 def loss_params(task: TaskConfig, path: str) -> dict[str, Any]:

@@ -66,7 +66,7 @@ def label_correlation(config: Config, split: str = "train") -> float:
     """Pearson correlation of the first two tasks' labels over the rows of ``split``'s file where both are set."""
     path = build.data_files(config)[split]
     raw = read_split(path, build.build_pipeline(config), build.read_options(config), with_labels=True)
-    labels = raw.labels[:, :2].astype(np.float64)
+    labels = np.stack([raw.labels[task] for task in list(raw.labels)[:2]], axis=1).astype(np.float64)
     labels = labels[np.isfinite(labels).all(axis=1)]
     return float(np.corrcoef(labels[:, 0], labels[:, 1])[0, 1])
 

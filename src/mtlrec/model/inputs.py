@@ -1,0 +1,104 @@
+"""The input layer: model inputs keyed by name → one (B, D_g) tensor per feature group.
+
+Members of a group are features by name: an embedded id, a pooled bag, a dense value (one column),
+or a sequence read through its sequence encoder. The embedding collection looks every id up (one
+gather per table width); each sequence is its fields' embeddings side by side (B, L, ΣE), encoded
+against its query (the candidate's embeddings, side by side, for target attention). A group's
+members are concatenated in the group's order. Groups read as ids (``id_groups``: STAR's domain)
+give the raw (B,) ids of their one feature. Inputs with one row (a request's context) are
+broadcast to the candidates' N rows here, after their lookup and encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mtlrec.nn.broadcast import common_rows, expand_rows
+from mtlrec.nn.embedding import EmbeddingCollection
+
+
+@dataclass(frozen=True)
+class SequenceInput:
+    """How a sequence feature reaches its encoder.
+
+    Attributes:
+        name: the feature (the group member it becomes).
+        fields: its fields' lookups (each (B, L, E_i)), side by side in this order.
+        lengths: its (B,) lengths input.
+        query: the lookups (each (B, E_i)) forming the query, aligned with ``fields``; empty for pooling.
+    """
+
+    name: str
+    fields: tuple[str, ...]
+    lengths: str
+    query: tuple[str, ...] = ()
+
+
+class ModelInputs(nn.Module):
+    """{input name: tensor} → {group: (B, D_g)} (and {id group: (B,) ids}).
+
+    Args:
+        embeddings: looks up every id input.
+        sequences: the sequence features, with ``encoders`` (a module per sequence name).
+        encoders: {sequence name: encoder from ``SEQUENCE_ENCODERS``}.
+        dense: the dense inputs ((B,) float values).
+        groups: {group: member names}; a member is an embedded input, a dense input or a sequence.
+        id_groups: {group: its one id input}, for groups an architecture reads as ids.
+    """
+
+    def __init__(
+        self,
+        embeddings: EmbeddingCollection,
+        sequences: list[SequenceInput],
+        encoders: dict[str, nn.Module],
+        dense: list[str],
+        groups: dict[str, list[str]],
+        id_groups: dict[str, str] | None = None,
+    ):
+        super().__init__()
+        self.embeddings = embeddings
+        self.sequences = list(sequences)
+        self.encoders = nn.ModuleDict(encoders)
+        self.dense = list(dense)
+        self.groups = {name: list(members) for name, members in groups.items()}
+        self.id_groups = dict(id_groups or {})
+        widths = {lookup.input: embeddings.output_dim(lookup.input) for lookup in embeddings.lookups}
+        widths.update({name: 1 for name in self.dense})
+        widths.update({s.name: self.encoders[s.name].output_dim() for s in self.sequences})
+        unknown = sorted({m for members in self.groups.values() for m in members} - set(widths))
+        if unknown:
+            raise ValueError(f"feature groups name unknown member(s) {unknown}")
+        self.widths = {group: sum(widths[m] for m in members) for group, members in self.groups.items()}
+
+    def output_dim(self, group: str) -> int:
+        """D_g, the width of ``group``'s tensor."""
+        return self.widths[group]
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        return self.embeddings.embedding_parameters()
+
+    def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """{group: (N, D_g) float tensor} and {id group: (N,) int64}, N the most rows of any input."""
+        values: dict[str, torch.Tensor] = dict(self.embeddings(inputs))
+        for sequence in self.sequences:
+            fields = side_by_side([values[name] for name in sequence.fields], dim=2)
+            query = side_by_side([values[name] for name in sequence.query], dim=1) if sequence.query else None
+            values[sequence.name] = self.encoders[sequence.name](fields, inputs[sequence.lengths], query)
+        for name in self.dense:
+            values[name] = inputs[name].unsqueeze(1)
+        groups = {group: side_by_side([values[m] for m in members], dim=1) for group, members in self.groups.items()}
+        groups.update({group: inputs[name] for group, name in self.id_groups.items()})
+        rows = common_rows(list(groups.values()))
+        return {group: expand_rows(tensor, rows) for group, tensor in groups.items()}
+
+
+def side_by_side(parts: list[torch.Tensor], dim: int) -> torch.Tensor:
+    """``parts`` concatenated along ``dim``, one-row parts broadcast to the others' rows first."""
+    if len(parts) == 1:
+        return parts[0]
+    rows = common_rows(parts)
+    return torch.cat([expand_rows(part, rows) for part in parts], dim=dim)
