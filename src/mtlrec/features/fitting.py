@@ -10,11 +10,27 @@ quantile buckets. Without bounds, the fit is the exact in-memory fit.
 
 from __future__ import annotations
 
+from typing import Protocol, TypeVar
+
 import numpy as np
 
-from mtlrec.features.encoder import FitLimits, Table
-from mtlrec.features.pipeline import FeaturePipeline
+from mtlrec.features.encoder import Encoder, FitLimits, Table
+from mtlrec.features.label_spec import LabelSpec
 from mtlrec.features.statistics import Moments
+from mtlrec.features.vocabulary import Vocabulary
+
+
+class Fittable(Protocol):
+    """What a fit reads of a pipeline (``FeaturePipeline`` has it)."""
+
+    encoders: list[Encoder]
+    labels: list[LabelSpec]
+    vocabularies: dict[str, Vocabulary]
+
+    def describe_table(self, table: str) -> str: ...
+
+
+P = TypeVar("P", bound=Fittable)
 
 
 class PipelineFit:
@@ -25,7 +41,7 @@ class PipelineFit:
         limits: the bounds of the fit (default: none, exact).
     """
 
-    def __init__(self, pipeline: FeaturePipeline, limits: FitLimits | None = None):
+    def __init__(self, pipeline: P, limits: FitLimits | None = None):
         limits = limits or FitLimits()
         self.pipeline, self.rows = pipeline, 0
         self.counters = {
@@ -45,7 +61,7 @@ class PipelineFit:
                 target = labels[task].astype(np.float64)
                 moments.add(target[np.isfinite(target)])
 
-    def finish(self) -> FeaturePipeline:
+    def finish(self) -> P:
         """Set every vocabulary's, encoder's and label rule's fitted state; returns the pipeline."""
         for counter in self.counters.values():
             counter.finish()

@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mtlrec.io import split_text_lists
+
 KEEP = ("first", "last")
 
 
@@ -32,10 +34,15 @@ class Jagged:
     lengths: np.ndarray
 
     @classmethod
-    def from_arrow(cls, column: pa.Array | pa.ChunkedArray) -> Jagged:
-        """Split an Arrow list column (list or large_list, possibly chunked or sliced)."""
+    def from_arrow(cls, column: pa.Array | pa.ChunkedArray, separator: str = "|") -> Jagged:
+        """Split an Arrow list column (list or large_list, possibly chunked or sliced), or text lists
+        joined by ``separator`` (``a|b|c``)."""
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks() if column.num_chunks else pa.array([], pa.list_(pa.string()))
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = split_text_lists(column, separator)
+        elif not pa.types.is_string(column.type.value_type):
+            column = pc.cast(column, pa.list_(pa.string()))
         lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False).astype(np.int64)
         return cls(pc.list_flatten(column), lengths)
 

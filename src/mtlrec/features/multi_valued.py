@@ -104,7 +104,7 @@ class MultiValuedEncoder(Encoder):
     def transform(self, table: Table, source: str = "input") -> dict[str, np.ndarray]:
         """{name: (N, L) int64 ids, name.length: (N,) int64[, name.weight: (N, L) float32]}."""
         self._check_fitted()
-        jagged = Jagged.from_arrow(table.column(self.column))
+        jagged = Jagged.from_arrow(table.column(self.column), self.separator)
         keys, weights = self.keys_and_weights(jagged, source)
         length = self.max_length_
         self._count_truncated(jagged.lengths, source)
@@ -188,7 +188,7 @@ class _ListFit:
         self.encoder, self.counter, self.longest = encoder, counter, 0
 
     def update(self, table: Table, source: str = "training data") -> None:
-        jagged = Jagged.from_arrow(table.column(self.encoder.column))
+        jagged = Jagged.from_arrow(table.column(self.encoder.column), self.encoder.separator)
         keys, _ = self.encoder.keys_and_weights(jagged, source)
         self.counter.count(keys)
         self.longest = max(self.longest, int(jagged.lengths.max(initial=0)))

@@ -190,11 +190,13 @@ class FeaturePipeline:
                 if vocabularies.setdefault(table, vocabulary) is not vocabulary:
                     raise ConfigError(f"embedding table '{table}' has two vocabularies (feature '{encoder.name}')")
         owners: dict[str, set[str]] = {}
+        private: set[str] = set()  # tables of ids an encoder makes itself (numeric buckets)
         for encoder in self.encoders:
             for table in encoder.tables():
                 owners.setdefault(table, set()).add(encoder.name)
+            private |= encoder.tables() - set(encoder.vocabularies())
         for table, users in owners.items():
-            if table not in vocabularies and len(users) > 1:
+            if table in private and len(users) > 1:
                 raise ConfigError(
                     f"embedding table '{table}' holds the buckets of a numeric feature and cannot be shared "
                     f"(used by {sorted(users)})"

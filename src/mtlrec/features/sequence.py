@@ -94,7 +94,7 @@ class SequenceEncoder(Encoder):
 
     def aligned(self, table: Table, source: str) -> list[Jagged]:
         """Each field's jagged values; raises DataError naming the first row whose fields differ in length."""
-        lists = [Jagged.from_arrow(table.column(field.column)) for field in self.fields]
+        lists = [Jagged.from_arrow(table.column(field.column), self.separator) for field in self.fields]
         for field, other in zip(self.fields[1:], lists[1:]):
             differs = np.flatnonzero(other.lengths != lists[0].lengths)
             if differs.size:

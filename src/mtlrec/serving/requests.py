@@ -48,11 +48,13 @@ class ParsedRequest:
         candidates: N rows: the input columns some candidate gives.
         context: one row: the input columns only the context gives (shared by every candidate).
         request_id: the client's request id, if any.
+        columns: every input column, in the model's order.
     """
 
     candidates: pa.Table
     context: pa.Table
     request_id: str | None
+    columns: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -63,9 +65,9 @@ class ParsedRequest:
     def table(self) -> pa.Table:
         """Every input column with one row per candidate (the context's values repeated)."""
         repeat = pa.array(np.zeros(self.rows, dtype=np.int64))
-        columns = {name: self.candidates.column(name) for name in self.candidates.column_names}
-        columns.update({name: self.context.column(name).take(repeat) for name in self.context.column_names})
-        return pa.table(columns) if columns else pa.table({})
+        own = set(self.candidates.column_names)
+        columns = [self.candidates.column(n) if n in own else self.context.column(n).take(repeat) for n in self.columns]
+        return pa.Table.from_arrays(columns, names=list(self.columns))
 
 
 def decode_json(body: bytes) -> Any:
@@ -141,7 +143,8 @@ class RequestReader:
                 "(null for an unknown value)",
                 missing,
             )
-        return ParsedRequest(_table(per_candidate, len(candidates)), _table(shared, 1), request_id)
+        columns = tuple(self.input_columns)
+        return ParsedRequest(_table(per_candidate, len(candidates)), _table(shared, 1), request_id, columns)
 
     def _arrow(self, values: list[Any], name: str, dtype: pa.DataType, where: Callable[[int], str]) -> pa.Array:
         if pa.types.is_list(dtype):

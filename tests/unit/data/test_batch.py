@@ -1,4 +1,4 @@
-"""Tests for mtlrec.data.batch: EncodedData batching and shuffling."""
+"""Tests for mtlrec.data.batch: keyed batches (slice, take, concat), EncodedData batching and shuffling."""
 
 from __future__ import annotations
 
@@ -12,24 +12,29 @@ TASKS = ["click", "buy", "minutes"]
 
 
 def make_data(rows: int = 23, with_labels: bool = True) -> EncodedData:
-    """Row r has ids [r, 1000 + r], dense [r / 2, -r] and labels [r, 10r, 100r] (each row is identifiable)."""
+    """Row r has inputs user = r, item = 1000 + r, tags = [r, r, 0], price = r / 2, and labels [r, 10r, 100r]
+    (each row is identifiable in every tensor)."""
     r = np.arange(rows)
-    ids = np.stack([r, 1000 + r], axis=1).astype(np.int64)
-    dense = np.stack([r / 2, -r], axis=1).astype(np.float32)
-    labels = np.stack([r, 10 * r, 100 * r], axis=1).astype(np.float32) if with_labels else None
-    return EncodedData.from_numpy(ids, dense, labels, TASKS)
+    inputs = {
+        "user": r.astype(np.int64),
+        "item": (1000 + r).astype(np.int64),
+        "tags": np.stack([r, r, np.zeros_like(r)], axis=1).astype(np.int64),
+        "price": (r / 2).astype(np.float32),
+    }
+    labels = {task: (factor * r).astype(np.float32) for task, factor in zip(TASKS, (1, 10, 100))}
+    return EncodedData(Batch.from_numpy(inputs, labels if with_labels else None), TASKS)
 
 
 def rows_of(batch: Batch) -> list[int]:
-    return batch.ids[:, 0].tolist()
+    return batch.inputs["user"].tolist()
 
 
 def check_consistent(batch: Batch) -> None:
     """Every tensor in the batch describes the same rows, in the same order."""
-    rows = batch.ids[:, 0].to(torch.float64)
-    assert torch.equal(batch.ids[:, 1], batch.ids[:, 0] + 1000)
-    assert torch.allclose(batch.dense[:, 0].double(), rows / 2)
-    assert torch.allclose(batch.dense[:, 1].double(), -rows)
+    rows = batch.inputs["user"].to(torch.float64)
+    assert torch.equal(batch.inputs["item"], batch.inputs["user"] + 1000)
+    assert torch.equal(batch.inputs["tags"][:, 1], batch.inputs["user"]) and batch.inputs["tags"].shape[1] == 3
+    assert torch.allclose(batch.inputs["price"].double(), rows / 2)
     assert list(batch.labels) == TASKS
     for factor, task in zip((1, 10, 100), TASKS, strict=True):
         assert batch.labels[task].shape == (len(batch),)
@@ -39,8 +44,21 @@ def check_consistent(batch: Batch) -> None:
 def test_from_numpy_and_len():
     data = make_data(23)
     assert len(data) == 23
-    assert data.ids.dtype == torch.int64 and data.dense.dtype == torch.float32
-    assert data.labels is not None and data.labels.shape == (23, 3)
+    assert data.rows.inputs["user"].dtype == torch.int64 and data.rows.inputs["price"].dtype == torch.float32
+    assert list(data.labels) == TASKS and data.labels["buy"].shape == (23,)
+
+
+def test_slice_take_and_concat_keep_rows_together():
+    batch = make_data(10).rows
+    taken = batch.take(torch.tensor([7, 2, 2]))
+    check_consistent(taken)
+    assert rows_of(taken) == [7, 2, 2]
+    assert rows_of(batch.slice(3, 6)) == [3, 4, 5]
+    joined = Batch.concat([batch.slice(8, 10), taken, batch.slice(0, 1)])
+    check_consistent(joined)
+    assert rows_of(joined) == [8, 9, 7, 2, 2, 0] and list(joined.labels) == TASKS
+    assert Batch.from_columns(joined.to_columns()).inputs.keys() == joined.inputs.keys()
+    assert ("labels", "click") in joined.to_columns()
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
@@ -88,10 +106,9 @@ def test_successive_epochs_from_one_generator_differ():
 
 def test_shuffle_does_not_modify_the_data():
     data = make_data(50)
-    before = (data.ids.clone(), data.dense.clone(), data.labels.clone())
+    before = {key: value.clone() for key, value in data.rows.to_columns().items()}
     list(data.batches(8, shuffle=True, generator=torch.Generator().manual_seed(0)))
-    assert torch.equal(data.ids, before[0]) and torch.equal(data.dense, before[1])
-    assert torch.equal(data.labels, before[2])
+    assert all(torch.equal(data.rows.to_columns()[key], value) for key, value in before.items())
 
 
 def test_labels_dict_keys_are_task_names_in_order():

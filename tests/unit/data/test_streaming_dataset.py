@@ -12,14 +12,14 @@ import pytest
 
 from mtlrec.data import FitSettings, StreamingDataset, StreamSettings, fit_streaming
 from mtlrec.errors import DataError
-from mtlrec.features import BinaryLabel, CategoricalEncoder, FeaturePipeline, FeatureSpec, LabelSpec, NumericEncoder
+from mtlrec.features import BinaryLabel, CategoricalEncoder, FeaturePipeline, LabelSpec, NumericEncoder
 from mtlrec.io import CsvFormat, count_rows, list_fragments
 
 
 def _pipeline() -> FeaturePipeline:
     features = [
-        FeatureSpec("user", "user", CategoricalEncoder()),
-        FeatureSpec("row", "row", NumericEncoder(standardize=False)),  # identifies the row in a batch
+        CategoricalEncoder("user"),
+        NumericEncoder("row", standardize=False),  # identifies the row in a batch
     ]
     return FeaturePipeline(features, [LabelSpec("click", "click", BinaryLabel())])
 
@@ -39,7 +39,7 @@ def _dataset(folder: Path, **settings) -> StreamingDataset:
 
 
 def _rows(batches) -> list[int]:
-    return [int(row) for batch in batches for row in batch.dense[:, 0].tolist()]
+    return [int(row) for batch in batches for row in batch.inputs["row"].tolist()]
 
 
 def test_an_epoch_yields_every_row_once_in_a_seeded_order(tmp_path):
@@ -48,20 +48,21 @@ def test_an_epoch_yields_every_row_once_in_a_seeded_order(tmp_path):
     assert [len(b) for b in batches] == [32] * 9 + [12] and data.steps(0) == 10
     assert sorted(_rows(batches)) == list(range(300))
     batch = batches[0]
-    users = [f"u{r % 7}" for r in batch.dense[:, 0].int().tolist()]  # ids and labels travel with their row
-    np.testing.assert_array_equal(batch.ids[:, 0].numpy(), data.pipeline.features[0].encoder.transform(pa.array(users)))
-    np.testing.assert_array_equal(batch.labels["click"].numpy(), batch.dense[:, 0].numpy() % 2)
+    users = [f"u{r % 7}" for r in batch.inputs["row"].int().tolist()]  # ids and labels travel with their row
+    expected = data.pipeline.encoders[0].transform(pa.table({"user": users}))["user"]
+    np.testing.assert_array_equal(batch.inputs["user"].numpy(), expected)
+    np.testing.assert_array_equal(batch.labels["click"].numpy(), batch.inputs["row"].numpy() % 2)
     assert _rows(data.epoch(0)) == _rows(batches)  # deterministic for a seed and epoch
     assert _rows(data.epoch(1)) != _rows(batches)  # a new order each epoch
     assert _rows(batches) != sorted(_rows(batches))
 
 
 def test_the_fitting_pass_hands_every_rows_labels_to_on_labels(tmp_path):
-    seen: list[np.ndarray] = []
+    seen: list[dict[str, np.ndarray]] = []
     folder = _write(tmp_path / "d", files=3, rows_per_file=100, row_group_size=40)
     fit_streaming(_pipeline(), list_fragments(folder), FitSettings(read_batch_rows=32), on_labels=seen.append)
-    assert all(batch.shape[1] == 1 for batch in seen) and len(seen) > 3
-    np.testing.assert_array_equal(np.concatenate(seen)[:, 0], np.arange(300) % 2)  # every row once, in order
+    assert all(list(batch) == ["click"] for batch in seen) and len(seen) > 3
+    np.testing.assert_array_equal(np.concatenate([b["click"] for b in seen]), np.arange(300) % 2)  # once, in order
 
 
 def test_two_ranks_read_disjoint_shards_and_take_the_same_number_of_steps(tmp_path):

@@ -4,32 +4,33 @@ from __future__ import annotations
 
 import torch
 
-from mtlrec.data.batch import EncodedData
+from mtlrec.data.batch import Batch, EncodedData
 from mtlrec.data.sources import InMemorySource, share
 
 
 def _data(rows: int) -> EncodedData:
-    ids = torch.arange(rows).unsqueeze(1)
-    return EncodedData(ids, ids.float(), torch.stack([ids[:, 0].float(), -ids[:, 0].float()], 1), ["a", "b"])
+    ids = torch.arange(rows)
+    batch = Batch({"id": ids, "price": ids.float()}, {"a": ids.float(), "b": -ids.float()})
+    return EncodedData(batch, ["a", "b"])
 
 
 def test_one_rank_is_the_shuffled_split():
     data = _data(50)
     generator = torch.Generator().manual_seed(3 * 1_000_003 + 2)
-    expected = [b.ids[:, 0].tolist() for b in data.batches(8, shuffle=True, generator=generator)]
-    assert [b.ids[:, 0].tolist() for b in InMemorySource(data, 8, seed=3).epoch(2)] == expected
+    expected = [b.inputs["id"].tolist() for b in data.batches(8, shuffle=True, generator=generator)]
+    assert [b.inputs["id"].tolist() for b in InMemorySource(data, 8, seed=3).epoch(2)] == expected
 
 
 def test_the_ranks_split_each_global_batch_in_order():
     data = _data(70)
-    single = [b.ids[:, 0].tolist() for b in InMemorySource(data, 16, seed=1).epoch(0)]
+    single = [b.inputs["id"].tolist() for b in InMemorySource(data, 16, seed=1).epoch(0)]
     ranks = [list(InMemorySource(data, 16, seed=1, rank=r, world_size=3).epoch(0)) for r in range(3)]
     assert len(ranks[0]) == len(ranks[1]) == len(ranks[2]) == len(single) == 5
     for step, rows in enumerate(single):
-        together = [row for rank in ranks for row in rank[step].ids[:, 0].tolist()]
+        together = [row for rank in ranks for row in rank[step].inputs["id"].tolist()]
         assert together == rows
         for rank in ranks:
-            assert rank[step].labels["b"].tolist() == [-float(r) for r in rank[step].ids[:, 0].tolist()]
+            assert rank[step].labels["b"].tolist() == [-float(r) for r in rank[step].inputs["id"].tolist()]
 
 
 def test_a_last_global_batch_smaller_than_the_ranks_is_dropped():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.calibration import calibration_curve
 
-from mtlrec.data.batch import EncodedData
+from mtlrec.data.batch import Batch, EncodedData
 from mtlrec.evaluation.reliability import reliability_bins, reliability_report
 
 
@@ -49,15 +49,16 @@ class _Identity(torch.nn.Module):
         super().__init__()
         self.scale = torch.nn.Parameter(torch.ones(()))
 
-    def forward(self, ids: torch.Tensor, dense: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"ctr": dense[:, 0] * self.scale, "cvr": dense[:, 1] * self.scale}
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"ctr": inputs["ctr_logit"] * self.scale, "cvr": inputs["cvr_logit"] * self.scale}
 
 
 def test_report_drops_rows_without_a_label():
     logits = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
     labels = (torch.rand(200, 2, generator=torch.Generator().manual_seed(1)) < 0.4).float()
     labels[:120, 1] = float("nan")  # cvr labelled on 80 rows only
-    data = EncodedData(torch.zeros(200, 0, dtype=torch.long), logits, labels, ["ctr", "cvr"])
+    inputs = {"ctr_logit": logits[:, 0], "cvr_logit": logits[:, 1]}
+    data = EncodedData(Batch(inputs, {"ctr": labels[:, 0], "cvr": labels[:, 1]}), ["ctr", "cvr"])
     report = reliability_report(_Identity(), data, {"ctr": _Sigmoid(), "cvr": _Sigmoid()}, ["ctr", "cvr"], 64, 4)
     assert sum(report["ctr"]["count"]) == 200 and sum(report["cvr"]["count"]) == 80
     expected = reliability_bins(labels[120:, 1].numpy(), torch.sigmoid(logits[120:, 1]).numpy(), 4)

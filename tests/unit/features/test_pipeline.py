@@ -1,4 +1,4 @@
-"""Tests for mtlrec.features.pipeline: column types, fit/transform shapes, save/load, missing-value logs."""
+"""Tests for mtlrec.features.pipeline: column types, inputs keyed by name, shared tables, save/load, logs."""
 
 from __future__ import annotations
 
@@ -15,20 +15,23 @@ from mtlrec.features import (
     BinaryLabel,
     CategoricalEncoder,
     FeaturePipeline,
-    FeatureSpec,
     LabelSpec,
+    MultiValuedEncoder,
     NumericEncoder,
     RegressionLabel,
+    SequenceEncoder,
+    SequenceField,
+    Vocabulary,
 )
 
 
 def make_pipeline() -> FeaturePipeline:
     features = [
-        FeatureSpec("user", "user", CategoricalEncoder()),
-        FeatureSpec("price", "price", NumericEncoder(log1p=True)),
-        FeatureSpec("city", "city", CategoricalEncoder(hash_buckets=11)),
-        FeatureSpec("price_bucket", "price", NumericEncoder(buckets=3)),
-        FeatureSpec("age", "age", NumericEncoder(fill_value="median", standardize=False)),
+        CategoricalEncoder("user"),
+        NumericEncoder("price", log1p=True),
+        CategoricalEncoder("city", hash_buckets=11),
+        NumericEncoder("price_bucket", "price", buckets=3),
+        NumericEncoder("age", fill_value="median", standardize=False),
     ]
     labels = [
         LabelSpec("click", "clicked", BinaryLabel(positive=["yes"])),
@@ -50,10 +53,13 @@ def make_table() -> pa.Table:
     )
 
 
-def test_feature_groups_and_column_types():
-    pipeline = make_pipeline()
-    assert [f.name for f in pipeline.id_features] == ["user", "city", "price_bucket"]
-    assert [f.name for f in pipeline.dense_features] == ["price", "age"]
+def test_inputs_and_column_types():
+    pipeline = make_pipeline().fit(make_table())
+    specs = {spec.name: spec for spec in pipeline.inputs()}
+    assert list(specs) == ["user", "price", "city", "price_bucket", "age"]
+    assert [name for name, spec in specs.items() if spec.role == "ids"] == ["user", "city", "price_bucket"]
+    assert [name for name, spec in specs.items() if spec.role == "dense"] == ["price", "age"]
+    assert pipeline.tables() == {"user": 2 + 3, "city": 2 + 11, "price_bucket": specs["price_bucket"].rows}
     assert pipeline.task_names == ["click", "minutes"]
     assert pipeline.column_types(include_labels=False) == {
         "user": pa.string(),
@@ -67,7 +73,7 @@ def test_feature_groups_and_column_types():
 
 
 def test_column_used_as_categorical_and_numeric_is_a_config_error():
-    features = [FeatureSpec("a", "x", CategoricalEncoder()), FeatureSpec("b", "x", NumericEncoder())]
+    features = [CategoricalEncoder("a", "x"), NumericEncoder("b", "x")]
     with pytest.raises(ConfigError) as info:
         FeaturePipeline(features, [])
     message = str(info.value)
@@ -75,7 +81,7 @@ def test_column_used_as_categorical_and_numeric_is_a_config_error():
 
 
 def test_label_column_type_conflict_is_a_config_error():
-    features = [FeatureSpec("y_value", "y", NumericEncoder())]
+    features = [NumericEncoder("y_value", "y")]
     labels = [LabelSpec("t", "y", BinaryLabel(positive=["1"]))]
     with pytest.raises(ConfigError, match="label of task 't'"):
         FeaturePipeline(features, labels)
@@ -87,38 +93,73 @@ def test_fit_transform_shapes_dtypes_and_values():
     pipeline = make_pipeline()
     table = make_table()
     pipeline.fit(table)
-    ids, dense = pipeline.transform_features(table, "train")
-    assert ids.shape == (6, 3) and ids.dtype == np.int64
-    assert dense.shape == (6, 2) and dense.dtype == np.float32
-    # each column equals its encoder applied alone
-    for index, feature in enumerate(pipeline.id_features):
-        np.testing.assert_array_equal(ids[:, index], feature.encoder.transform(table.column(feature.column)))
-    for index, feature in enumerate(pipeline.dense_features):
-        np.testing.assert_array_equal(dense[:, index], feature.encoder.transform(table.column(feature.column)))
+    encoded = pipeline.transform_features(table, "train")
+    assert list(encoded) == ["user", "price", "city", "price_bucket", "age"]
+    for name in ("user", "city", "price_bucket"):
+        assert encoded[name].shape == (6,) and encoded[name].dtype == np.int64
+    for name in ("price", "age"):
+        assert encoded[name].shape == (6,) and encoded[name].dtype == np.float32
+    # each input equals its encoder applied alone
+    for encoder in pipeline.encoders:
+        np.testing.assert_array_equal(encoded[encoder.name], encoder.transform(table)[encoder.name])
     # user: u1 (3×) → 2, u2/u3 (1× each, tie by value) → 3/4, null → OOV
-    assert ids[:, 0].tolist() == [2, 3, 2, 1, 4, 2]
+    assert encoded["user"].tolist() == [2, 3, 2, 1, 4, 2]
     # age: median of 20..60 fills the null, not standardised
-    np.testing.assert_allclose(dense[:, 1], [30, 40, 20, 40, 50, 60])
-    assert np.isfinite(dense).all()
-    assert pipeline.vocab_sizes() == [2 + 3, 2 + 11, pipeline.id_features[2].encoder.num_ids]
+    np.testing.assert_allclose(encoded["age"], [30, 40, 20, 40, 50, 60])
+    assert np.isfinite(encoded["price"]).all()
 
 
 def test_transform_labels():
     pipeline = make_pipeline()
     labels = pipeline.transform_labels(make_table(), "train")
-    assert labels.shape == (6, 2) and labels.dtype == np.float32
-    assert labels[:, 0].tolist() == [1, 0, 0, 1, 0, 1]
-    np.testing.assert_allclose(labels[:, 1], [1.5, 0.0, 2.0, 3.0, 0.25, 9.0])
+    assert list(labels) == ["click", "minutes"] and labels["click"].dtype == np.float32
+    assert labels["click"].tolist() == [1, 0, 0, 1, 0, 1]
+    np.testing.assert_allclose(labels["minutes"], [1.5, 0.0, 2.0, 3.0, 0.25, 9.0])
 
 
-def test_no_dense_or_no_id_features():
-    table = make_table()
-    only_ids = FeaturePipeline([FeatureSpec("user", "user", CategoricalEncoder())], []).fit(table)
-    ids, dense = only_ids.transform_features(table, "x")
-    assert ids.shape == (6, 1) and dense.shape == (6, 0) and dense.dtype == np.float32
-    only_dense = FeaturePipeline([FeatureSpec("age", "age", NumericEncoder())], []).fit(table)
-    ids, dense = only_dense.transform_features(table, "x")
-    assert ids.shape == (6, 0) and ids.dtype == np.int64 and dense.shape == (6, 1)
+def test_shared_tables_share_one_vocabulary_fitted_on_every_users_values():
+    table = pa.table(
+        {
+            "item": ["a", "b", "a", "c"],
+            "hist": [["b", "d", "d"], [], ["d"], None],
+            "tags": ["x|y", "", "y", "z|y|y"],
+        }
+    )
+    item = Vocabulary()
+    pipeline = FeaturePipeline(
+        [
+            CategoricalEncoder("item_id", "item", table="item", vocabulary=item),
+            SequenceEncoder("hist", [SequenceField("item", "hist", "item", item)], max_length=2),
+            MultiValuedEncoder("tags"),
+        ],
+        [],
+    )
+    pipeline.fit(table)
+    # one vocabulary over item and hist: d×4, a×2, b×2, c×1 (ties by value)
+    assert item.vocabulary_ == ["d", "a", "b", "c"]
+    assert pipeline.tables() == {"item": 2 + 4, "tags": 2 + 3}
+    encoded = pipeline.transform_features(table, "t")
+    assert encoded["item_id"].tolist() == [3, 4, 3, 5]
+    assert encoded["hist.item"].tolist() == [[4, 2], [0, 0], [2, 0], [0, 0]]  # most recent first, 0 = padding
+    assert encoded["hist.length"].tolist() == [2, 0, 1, 0]
+    assert encoded["tags.length"].tolist() == [2, 0, 1, 3]  # the longest training list sets L = 3
+    assert pipeline.separators() == {"hist": "|", "tags": "|"}
+    restored = FeaturePipeline.from_dict(json.loads(json.dumps(pipeline.to_dict())))
+    again = restored.transform_features(table, "t")
+    assert restored.encoder("item_id").vocabulary is restored.encoder("hist").fields[0].vocabulary
+    for name, value in encoded.items():
+        np.testing.assert_array_equal(again[name], value, err_msg=name)
+
+
+def test_a_shared_table_name_with_two_vocabularies_or_a_bucket_table_is_refused():
+    with pytest.raises(ConfigError, match="two vocabularies"):
+        FeaturePipeline([CategoricalEncoder("a", table="t"), CategoricalEncoder("b", table="t")], [])
+    with pytest.raises(ConfigError, match="buckets of a numeric feature"):
+        FeaturePipeline([NumericEncoder("age", buckets=3), CategoricalEncoder("b", table="age")], [])
+    duplicate = FeaturePipeline([MultiValuedEncoder("t"), CategoricalEncoder("t.length")], [])
+    duplicate.fit(pa.table({"t": [["a"]], "t.length": ["x"]}))
+    with pytest.raises(ConfigError, match=r"same input name\(s\) \['t.length'\]"):
+        duplicate.inputs()
 
 
 def test_save_load_round_trip(tmp_path):
@@ -142,12 +183,15 @@ def test_save_load_round_trip(tmp_path):
         }
     )
     for table in (train, other):
-        expected_ids, expected_dense = pipeline.transform_features(table, "t")
-        ids, dense = loaded.transform_features(table, "t")
-        np.testing.assert_array_equal(ids, expected_ids)
-        np.testing.assert_array_equal(dense, expected_dense)
-        np.testing.assert_array_equal(loaded.transform_labels(table, "t"), pipeline.transform_labels(table, "t"))
-    assert loaded.vocab_sizes() == pipeline.vocab_sizes()
+        expected = pipeline.transform_features(table, "t")
+        actual = loaded.transform_features(table, "t")
+        assert list(actual) == list(expected)
+        for name in expected:
+            np.testing.assert_array_equal(actual[name], expected[name])
+        labels, expected_labels = loaded.transform_labels(table, "t"), pipeline.transform_labels(table, "t")
+        for task in expected_labels:
+            np.testing.assert_array_equal(labels[task], expected_labels[task])
+    assert loaded.tables() == pipeline.tables()
 
 
 def test_load_errors_are_run_dir_errors(tmp_path):
@@ -182,7 +226,7 @@ def test_missing_numeric_values_are_logged_with_counts(caplog):
 
 def test_no_log_without_missing_values(caplog):
     table = pa.table({"x": [1.0, 2.0, 3.0]})
-    pipeline = FeaturePipeline([FeatureSpec("x", "x", NumericEncoder())], []).fit(table)
+    pipeline = FeaturePipeline([NumericEncoder("x")], []).fit(table)
     with caplog.at_level(logging.DEBUG, logger="mtlrec.features.pipeline"):
         pipeline.transform_features(table, "t")
     assert caplog.records == []

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from mtlrec.nn import ACTIVATIONS, MLP, FusedEmbedding, InputLayer, ParallelExperts, SoftmaxGate, Tower, mix_experts
+from mtlrec.nn import ACTIVATIONS, MLP, ParallelExperts, SoftmaxGate, Tower, mix_experts
 
 
 def randn(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -127,77 +127,6 @@ def test_mix_experts_with_one_hot_weights_selects_an_expert():
     choice = torch.tensor([2, 0, 1, 2])
     weights = nn.functional.one_hot(choice, 3).float().unsqueeze(1)
     torch.testing.assert_close(mix_experts(experts, weights)[:, 0], experts[torch.arange(4), choice])
-
-
-VOCAB_SIZES = [3, 5, 4]
-
-
-def random_ids(batch: int, seed: int = 0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.stack([torch.randint(0, v, (batch,), generator=generator) for v in VOCAB_SIZES], dim=1)
-
-
-def test_fused_embedding_equals_separate_tables():
-    torch.manual_seed(0)
-    embedding = FusedEmbedding(VOCAB_SIZES, dim=4, sparse=False)
-    assert embedding.weight.shape == (sum(VOCAB_SIZES), 4)
-    assert embedding.output_dim() == 12
-    ids = random_ids(10)
-    offsets = [0, 3, 8]  # cumulative vocabulary sizes
-    tables = [nn.Embedding.from_pretrained(embedding.weight.detach()[o : o + v]) for o, v in zip(offsets, VOCAB_SIZES)]
-    expected = torch.cat([table(ids[:, f]) for f, table in enumerate(tables)], dim=1)
-    output = embedding(ids)
-    assert output.shape == (10, 12)
-    assert torch.equal(output, expected)
-
-
-def test_fused_embedding_last_row_of_each_feature_is_its_own():
-    """The highest id of a feature reaches that feature's last row, not the next feature's first."""
-    torch.manual_seed(0)
-    embedding = FusedEmbedding(VOCAB_SIZES, dim=2)
-    ids = torch.tensor([[v - 1 for v in VOCAB_SIZES], [0, 0, 0]])
-    output = embedding(ids).view(2, 3, 2)
-    weight = embedding.weight.detach()
-    assert torch.equal(output[0], weight[[2, 7, 11]])
-    assert torch.equal(output[1], weight[[0, 3, 8]])
-
-
-@pytest.mark.parametrize("sparse", [True, False])
-def test_fused_embedding_gradient_touches_exactly_the_looked_up_rows(sparse):
-    torch.manual_seed(0)
-    embedding = FusedEmbedding(VOCAB_SIZES, dim=4, sparse=sparse)
-    ids = torch.tensor([[0, 1, 3], [2, 1, 0], [0, 4, 3]])
-    touched = sorted({0, 2} | {3 + 1, 3 + 4} | {8 + 3, 8 + 0})
-    upstream = randn(3, 12)
-    (embedding(ids) * upstream).sum().backward()
-    grad = embedding.weight.grad
-    assert grad.is_sparse == sparse
-    dense_grad = grad.to_dense()
-    if sparse:
-        coalesced = grad.coalesce()
-        assert coalesced.indices()[0].tolist() == touched
-    else:
-        assert dense_grad.abs().sum(1).nonzero().flatten().tolist() == touched
-    # oracle: the same lookups through plain indexing of a dense copy of the table
-    table = embedding.weight.detach().clone().requires_grad_(True)
-    rows = ids + torch.tensor([0, 3, 8])
-    (table[rows].flatten(1) * upstream).sum().backward()
-    torch.testing.assert_close(dense_grad, table.grad)
-
-
-def test_input_layer_concatenates_embeddings_and_dense_features():
-    torch.manual_seed(0)
-    layer = InputLayer(VOCAB_SIZES, embedding_dim=2, num_dense=3)
-    assert layer.output_dim() == 3 * 2 + 3
-    ids, dense = random_ids(4), randn(4, 3)
-    output = layer(ids, dense)
-    assert output.shape == (4, 9)
-    assert torch.equal(output[:, :6], layer.embedding(ids))
-    assert torch.equal(output[:, 6:], dense)
-
-    no_dense = InputLayer(VOCAB_SIZES, embedding_dim=2, num_dense=0)
-    assert no_dense.output_dim() == 6
-    assert no_dense(ids, torch.zeros(4, 0)).shape == (4, 6)
 
 
 @pytest.mark.parametrize(("hidden_units", "expected_dim"), [([], 5), ([8], 8), ([8, 3], 3)])

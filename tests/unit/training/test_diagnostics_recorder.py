@@ -16,7 +16,7 @@ from mtlrec.architectures.shared_bottom import SharedBottom
 from mtlrec.data.batch import Batch, EncodedData
 from mtlrec.losses import LOSSES, task_losses
 from mtlrec.model import MultiTaskModel
-from mtlrec.nn import InputLayer
+from tests.keyed_models import id_dense_inputs, keyed
 from mtlrec.training import Trainer, TrainSettings, make_optimizer
 from mtlrec.training.diagnostics import DiagnosticsRecorder, DiagnosticsSettings
 from mtlrec.weighting import WEIGHTINGS
@@ -32,7 +32,7 @@ def make_model(seed: int = 0, architecture: str = "mmoe") -> MultiTaskModel:
         arch = MMoE(width, TASKS, num_experts=EXPERTS, expert_hidden_units=[8], tower_hidden_units=[4])
     else:
         arch = SharedBottom(width, TASKS, bottom_hidden_units=[8], tower_hidden_units=[4])
-    return MultiTaskModel(InputLayer(VOCAB, EMBED, DENSE), arch)
+    return MultiTaskModel(id_dense_inputs(VOCAB, EMBED, DENSE), arch, ["all"])
 
 
 def make_batch(seed: int, rows: int = 32) -> Batch:
@@ -40,7 +40,14 @@ def make_batch(seed: int, rows: int = 32) -> Batch:
     ids = torch.randint(0, 10, (rows, len(VOCAB)), generator=generator)
     dense = torch.randn(rows, DENSE, generator=generator)
     labels = {task: (torch.rand(rows, generator=generator) < 0.4).float() for task in TASKS}
-    return Batch(ids, dense, labels)
+    return Batch(keyed(ids, dense), labels)
+
+
+def _split(labels: torch.Tensor) -> EncodedData:
+    """A split of (N, T) labels (the inputs do not matter to the label correlation)."""
+    rows = len(labels)
+    inputs = {"f0": torch.zeros(rows, dtype=torch.long), "f1": torch.zeros(rows, dtype=torch.long)}
+    return EncodedData(Batch(inputs, {task: labels[:, i] for i, task in enumerate(TASKS)}), TASKS)
 
 
 LOSS_FUNCTIONS = {task: LOSSES["bce"](masked=True) for task in TASKS}
@@ -53,7 +60,7 @@ def recorder_for(model, tmp_path, **settings) -> DiagnosticsRecorder:
 def sampled_step(recorder: DiagnosticsRecorder, model, batch: Batch) -> bool:
     """What the trainer does around a step, without the optimizer."""
     sampled = recorder.start_step()
-    losses = task_losses(model(batch.ids, batch.dense), batch.labels, LOSS_FUNCTIONS)
+    losses = task_losses(model(batch.inputs), batch.labels, LOSS_FUNCTIONS)
     if sampled:
         recorder.observe_losses(losses)
         recorder.observe_weights(torch.ones(len(TASKS)))
@@ -70,7 +77,7 @@ def test_gradient_cosine_equals_that_of_separate_backward_passes_on_the_experts(
     grads = []
     for index in range(len(TASKS)):
         model.zero_grad()
-        task_losses(model(batch.ids, batch.dense), batch.labels, LOSS_FUNCTIONS)[index].backward()
+        task_losses(model(batch.inputs), batch.labels, LOSS_FUNCTIONS)[index].backward()
         grads.append(torch.cat([p.grad.flatten() for p in experts]).double())
     expected = float(grads[0] @ grads[1] / (grads[0].norm() * grads[1].norm()))
     assert recorded[0][1] == pytest.approx(expected, abs=1e-6)
@@ -107,7 +114,7 @@ def test_steps_are_sampled_every_n_and_losses_recorded(tmp_path):
     assert flags == [step % 3 == 0 for step in range(10)]
     steps = recorder.data["steps"]
     assert [r["step"] for r in steps] == [0, 3, 6, 9]
-    expected = task_losses(model(make_batch(9).ids, make_batch(9).dense), make_batch(9).labels, LOSS_FUNCTIONS)
+    expected = task_losses(model(make_batch(9).inputs), make_batch(9).labels, LOSS_FUNCTIONS)
     assert steps[-1]["loss"] == pytest.approx(dict(zip(TASKS, expected.tolist())))
     assert steps[-1]["loss_weights"] == {"ctr": 1.0, "cvr": 1.0}
 
@@ -167,7 +174,7 @@ def test_file_is_strict_json_and_a_task_without_gradient_has_undefined_cosines(t
     model = make_model()
     recorder = recorder_for(model, tmp_path, every_steps=1)
     labels = torch.tensor([[1.0, math.nan], [0.0, math.nan], [1.0, math.nan]])
-    train = EncodedData(torch.zeros(3, 2, dtype=torch.long), torch.zeros(3, DENSE), labels, TASKS)
+    train = _split(labels)
     recorder.begin(train)
     batch = make_batch(0, rows=3)
     batch.labels["cvr"] = torch.full((3,), math.nan)  # no cvr label in the batch: a zero gradient
@@ -182,7 +189,7 @@ def test_label_correlation_is_written_before_training(tmp_path):
     rng = np.random.default_rng(0)
     labels = (rng.random((300, 2)) < [0.3, 0.6]).astype(np.float32)
     labels[:, 1] = np.where(rng.random(300) < 0.7, labels[:, 0], labels[:, 1])
-    train = EncodedData(torch.zeros(300, 2, dtype=torch.long), torch.zeros(300, DENSE), torch.from_numpy(labels), TASKS)
+    train = _split(torch.from_numpy(labels))
     recorder = recorder_for(make_model(), tmp_path, every_steps=0)
     recorder.begin(train)
     written = json.loads(recorder.path.read_text())["label_correlation"]
@@ -225,7 +232,7 @@ def test_a_resumed_stream_keeps_the_label_correlation_recorded_before(tmp_path):
 
 def test_resume_keeps_the_epochs_before_the_checkpoint(tmp_path):
     model = make_model()
-    train = EncodedData(torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, DENSE), torch.ones(4, 2), TASKS)
+    train = _split(torch.ones(4, 2))
     recorder = recorder_for(model, tmp_path, every_steps=2)
     recorder.begin(train)
     for epoch in (1, 2):

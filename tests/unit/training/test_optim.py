@@ -9,7 +9,7 @@ from torch import nn
 
 from mtlrec.architectures import SharedBottom
 from mtlrec.model import MultiTaskModel
-from mtlrec.nn import InputLayer
+from tests.keyed_models import id_dense_inputs, keyed
 from mtlrec.training import CompositeOptimizer, load_checkpoint, make_optimizer, save_checkpoint
 from mtlrec.training.sparse_adam import RowSparseAdam
 
@@ -19,9 +19,9 @@ TASKS = ["ctr", "cvr"]
 
 def build_model(seed: int = 0) -> MultiTaskModel:
     torch.manual_seed(seed)
-    input_layer = InputLayer(VOCAB_SIZES, embedding_dim=3, num_dense=2)
-    architecture = SharedBottom(input_layer.output_dim(), TASKS, bottom_hidden_units=[8], tower_hidden_units=[4])
-    return MultiTaskModel(input_layer, architecture)
+    input_layer = id_dense_inputs(VOCAB_SIZES, dim=3, num_dense=2)
+    architecture = SharedBottom(input_layer.output_dim("all"), TASKS, bottom_hidden_units=[8], tower_hidden_units=[4])
+    return MultiTaskModel(input_layer, architecture, ["all"])
 
 
 def optimizer_for(model: MultiTaskModel, **kwargs) -> CompositeOptimizer:
@@ -40,7 +40,7 @@ def batch(ids: list[list[int]], seed: int = 0) -> tuple[torch.Tensor, torch.Tens
 def train_step(model: MultiTaskModel, optimizer: CompositeOptimizer, data) -> None:
     ids, dense, labels = data
     optimizer.zero_grad()
-    outputs = model(ids, dense)
+    outputs = model(keyed(ids, dense))
     sum(nn.functional.binary_cross_entropy_with_logits(outputs[t], labels[t]) for t in TASKS).backward()
     optimizer.step()
 
@@ -57,8 +57,8 @@ def test_embeddings_go_to_row_sparse_adam_and_dense_parameters_to_adam():
     assert type(dense) is torch.optim.Adam
     embedding_params = [p for group in embedding.param_groups for p in group["params"]]
     dense_params = [p for group in dense.param_groups for p in group["params"]]
-    assert [id(p) for p in embedding_params] == [id(model.input_layer.embedding.weight)]
-    expected_dense = {id(p) for p in model.parameters()} - {id(model.input_layer.embedding.weight)}
+    assert [id(p) for p in embedding_params] == [id(model.inputs.embeddings.weights["dim3"])]
+    expected_dense = {id(p) for p in model.parameters()} - {id(model.inputs.embeddings.weights["dim3"])}
     assert {id(p) for p in dense_params} == expected_dense
     assert len(dense_params) == len(expected_dense)
     assert embedding.param_groups[0]["lr"] == 0.01 and dense.param_groups[0]["lr"] == 0.01
@@ -94,7 +94,7 @@ def test_dense_step_equals_plain_adam():
         train_step(model, optimizer, data)
         ids, dense, labels = data
         reference_optimizer.zero_grad()
-        outputs = reference(ids, dense)
+        outputs = reference(keyed(ids, dense))
         sum(nn.functional.binary_cross_entropy_with_logits(outputs[t], labels[t]) for t in TASKS).backward()
         reference_optimizer.step()
     for (name, param), ref in zip(model.named_parameters(), reference.parameters()):
@@ -105,7 +105,7 @@ def test_dense_step_equals_plain_adam():
 def test_embedding_step_changes_only_the_rows_in_the_batch():
     model = build_model()
     optimizer = optimizer_for(model, lr=0.05)
-    table = model.input_layer.embedding.weight
+    table = model.inputs.embeddings.weights["dim3"]
     offsets = [0, VOCAB_SIZES[0]]
 
     def touched(data) -> set[int]:

@@ -1,4 +1,4 @@
-"""Tests for mtlrec.features.categorical: vocabulary encoder contract and FNV-1a hashing."""
+"""Tests for mtlrec.features.vocabulary: the vocabulary (min count, cap, ties, OOV), hashing and FNV-1a."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mtlrec.features import OOV_ID, PADDING_ID, CategoricalEncoder, NotFittedError, fnv1a_64
+from mtlrec.features import OOV_ID, PADDING_ID, NotFittedError, Vocabulary, fnv1a_64
 
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
@@ -47,7 +47,7 @@ def test_id_layout_constants():
 
 
 def test_transform_before_fit_raises():
-    encoder = CategoricalEncoder()
+    encoder = Vocabulary()
     assert not encoder.fitted
     with pytest.raises(NotFittedError):
         encoder.transform(pa.array(["a"]))
@@ -58,7 +58,7 @@ def test_transform_before_fit_raises():
 
 
 def test_known_values_start_at_two_in_frequency_order_and_unknown_and_null_are_oov():
-    encoder = CategoricalEncoder().fit(pa.array(TRAIN))
+    encoder = Vocabulary().fit(pa.array(TRAIN))
     assert encoder.vocabulary_ == ["a", "b", "c", "d", "e"]
     ids = encoder.transform(pa.array(["a", "b", "c", "d", "e", "zzz", None, "", "A"]))
     assert ids.dtype == np.int64
@@ -71,7 +71,7 @@ def test_transform_matches_reference_mapping_on_random_data():
     alphabet = ["x", "y", "z", "é", "ü", "日", "Z", "a"]
     train = [None if rng.random() < 0.1 else "".join(rng.choices(alphabet, k=rng.randint(0, 2))) for _ in range(3000)]
     test = [None if rng.random() < 0.1 else "".join(rng.choices(alphabet, k=rng.randint(0, 3))) for _ in range(2000)]
-    encoder = CategoricalEncoder(min_count=3).fit(pa.array(train, pa.string()))
+    encoder = Vocabulary(min_count=3).fit(pa.array(train, pa.string()))
     vocabulary = reference_vocabulary(train, min_count=3)
     assert encoder.vocabulary_ == vocabulary
     mapping = {value: index + 2 for index, value in enumerate(vocabulary)}
@@ -94,7 +94,7 @@ def test_transform_matches_reference_mapping_on_random_data():
     ],
 )
 def test_min_count_and_max_vocab_size(min_count, max_vocab_size, expected):
-    encoder = CategoricalEncoder(min_count=min_count, max_vocab_size=max_vocab_size).fit(pa.array(TRAIN))
+    encoder = Vocabulary(min_count=min_count, max_vocab_size=max_vocab_size).fit(pa.array(TRAIN))
     assert encoder.vocabulary_ == expected
     assert encoder.num_ids == 2 + len(expected)
     ids = encoder.transform(pa.array(["a", "b", "c", "d", "e"]))
@@ -102,7 +102,7 @@ def test_min_count_and_max_vocab_size(min_count, max_vocab_size, expected):
 
 
 def test_empty_vocabulary_maps_everything_to_oov():
-    encoder = CategoricalEncoder(min_count=100).fit(pa.array(TRAIN))
+    encoder = Vocabulary(min_count=100).fit(pa.array(TRAIN))
     assert encoder.transform(pa.array(["a", None])).tolist() == [OOV_ID, OOV_ID]
 
 
@@ -112,18 +112,18 @@ def test_vocabulary_is_deterministic_regardless_of_row_order_and_chunking():
     for seed in range(5):
         shuffled = values[:]
         random.Random(seed).shuffle(shuffled)
-        assert CategoricalEncoder().fit(pa.array(shuffled)).vocabulary_ == expected
+        assert Vocabulary().fit(pa.array(shuffled)).vocabulary_ == expected
     chunked = pa.chunked_array([pa.array(values[:100]), pa.array(values[100:]), pa.array([], pa.string())])
-    assert CategoricalEncoder().fit(chunked).vocabulary_ == expected
+    assert Vocabulary().fit(chunked).vocabulary_ == expected
 
 
 def test_ties_are_broken_by_value():
-    encoder = CategoricalEncoder().fit(pa.array(["b", "ä", "a", "B", "b", "ä", "a", "B", "10", "9", "10", "9"]))
+    encoder = Vocabulary().fit(pa.array(["b", "ä", "a", "B", "b", "ä", "a", "B", "10", "9", "10", "9"]))
     assert encoder.vocabulary_ == sorted(["b", "ä", "a", "B", "10", "9"])
 
 
 def test_transform_accepts_chunked_and_sliced_arrays():
-    encoder = CategoricalEncoder().fit(pa.array(TRAIN))
+    encoder = Vocabulary().fit(pa.array(TRAIN))
     column = pa.array(["x", "a", None, "d", "b"])
     expected = [1, 2, 1, 5, 3]
     assert encoder.transform(column.slice(1)).tolist() == expected[1:]
@@ -133,10 +133,10 @@ def test_transform_accepts_chunked_and_sliced_arrays():
 
 @pytest.mark.parametrize("kwargs", [{}, {"min_count": 2, "max_vocab_size": 3}, {"hash_buckets": 13}])
 def test_to_dict_from_dict_round_trip_through_json(kwargs):
-    encoder = CategoricalEncoder(**kwargs).fit(pa.array(TRAIN))
+    encoder = Vocabulary(**kwargs).fit(pa.array(TRAIN))
     state = encoder.to_dict()
-    assert state["kind"] == "categorical"
-    restored = CategoricalEncoder.from_dict(json.loads(json.dumps(state)))
+    assert set(state) == {"min_count", "max_vocab_size", "hash_buckets", "vocabulary"}
+    restored = Vocabulary.from_dict(json.loads(json.dumps(state)))
     probe = pa.array(["a", "b", "c", "d", "e", "unseen", None, "日本"])
     np.testing.assert_array_equal(restored.transform(probe), encoder.transform(probe))
     assert restored.num_ids == encoder.num_ids
@@ -205,7 +205,7 @@ def test_fnv1a_64_chunked_arrays():
 def test_hash_buckets_ids(buckets):
     values = STRINGS + [None, "unseen"]
     column = pa.chunked_array([pa.array(values[:4]), pa.array(values[4:]).slice(0)])
-    encoder = CategoricalEncoder(hash_buckets=buckets)
+    encoder = Vocabulary(hash_buckets=buckets)
     assert encoder.fitted  # hashing needs no fit
     ids = encoder.fit(pa.array(["ignored"])).transform(column)
     expected = [OOV_ID if v is None else 2 + reference_fnv1a_64(v) % buckets for v in values]
@@ -219,14 +219,14 @@ def test_hash_buckets_ids(buckets):
 
 def test_hash_ids_of_a_sliced_column_with_nulls():
     values = ["a", None, "b", "c", None, "d"]
-    ids = CategoricalEncoder(hash_buckets=50).transform(pa.array(values).slice(1))
+    ids = Vocabulary(hash_buckets=50).transform(pa.array(values).slice(1))
     assert ids.tolist() == [OOV_ID if v is None else 2 + reference_fnv1a_64(v) % 50 for v in values[1:]]
 
 
 def test_hash_ids_are_stable_across_encoders():
     column = pa.array([f"user{i}" for i in range(1000)])
-    first = CategoricalEncoder(hash_buckets=64).transform(column)
-    second = CategoricalEncoder.from_dict(CategoricalEncoder(hash_buckets=64).to_dict()).transform(column)
+    first = Vocabulary(hash_buckets=64).transform(column)
+    second = Vocabulary.from_dict(Vocabulary(hash_buckets=64).to_dict()).transform(column)
     np.testing.assert_array_equal(first, second)
     # hashes spread over the buckets
     assert len(np.unique(first)) > 50
@@ -240,7 +240,7 @@ def test_fnv1a_64_sliced_large_string_without_nulls():
 
 
 def test_fit_on_all_null_column_gives_empty_vocabulary():
-    encoder = CategoricalEncoder().fit(pa.array([None, None], pa.string()))
+    encoder = Vocabulary().fit(pa.array([None, None], pa.string()))
     assert encoder.vocabulary_ == []
     assert encoder.num_ids == 2
     assert encoder.transform(pa.array(["a", None])).tolist() == [OOV_ID, OOV_ID]

@@ -1,4 +1,4 @@
-"""Tests for mtlrec.features.streaming_fit: a streamed fit equals the in-memory fit when the data fits."""
+"""Tests for mtlrec.features.fitting: a streamed fit equals the in-memory fit when the data fits."""
 
 from __future__ import annotations
 
@@ -13,23 +13,24 @@ from mtlrec.features import (
     BinaryLabel,
     CategoricalEncoder,
     FeaturePipeline,
-    FeatureSpec,
+    FitLimits,
     LabelSpec,
     NumericEncoder,
+    PipelineFit,
     RegressionLabel,
 )
-from mtlrec.features.streaming_fit import Moments, Reservoir, StreamingFit
+from mtlrec.features.statistics import Moments, Reservoir
 
 
 def _pipeline(max_vocab: int | None = 5) -> FeaturePipeline:
     features = [
-        FeatureSpec("user", "user", CategoricalEncoder(min_count=2)),
-        FeatureSpec("user_top", "user", CategoricalEncoder(max_vocab_size=max_vocab)),
-        FeatureSpec("city", "city", CategoricalEncoder(hash_buckets=7)),
-        FeatureSpec("price", "price", NumericEncoder(log1p=True)),
-        FeatureSpec("price_bucket", "price", NumericEncoder(buckets=4)),
-        FeatureSpec("age", "age", NumericEncoder(fill_value="median", standardize=False)),
-        FeatureSpec("score", "score", NumericEncoder(fill_value=-1.0, buckets=3, log1p=True)),
+        CategoricalEncoder("user", min_count=2),
+        CategoricalEncoder("user_top", "user", max_vocab_size=max_vocab),
+        CategoricalEncoder("city", hash_buckets=7),
+        NumericEncoder("price", log1p=True),
+        NumericEncoder("price_bucket", "price", buckets=4),
+        NumericEncoder("age", fill_value="median", standardize=False),
+        NumericEncoder("score", fill_value=-1.0, buckets=3, log1p=True),
     ]
     labels = [
         LabelSpec("click", "click", BinaryLabel()),
@@ -59,7 +60,7 @@ def _table(rows: int, seed: int) -> pa.Table:
 
 
 def _streamed(pipeline: FeaturePipeline, table: pa.Table, batch_rows: int, **options) -> FeaturePipeline:
-    fit = StreamingFit(pipeline, **options)
+    fit = PipelineFit(pipeline, FitLimits(**options))
     for batch in table.to_batches(max_chunksize=batch_rows):
         part = pa.Table.from_batches([batch])
         fit.update(part, pipeline.transform_labels(part, "test"))
@@ -70,12 +71,13 @@ def test_streamed_fit_equals_the_in_memory_fit_when_the_sample_holds_every_row()
     table = _table(5000, seed=0)
     expected = _pipeline().fit(table, _pipeline().transform_labels(table, "test")).to_dict()
     actual = _streamed(_pipeline(), table, batch_rows=613, sample_rows=10_000).to_dict()
+    assert actual["vocabularies"] == expected["vocabularies"]
     for mine, theirs in zip(actual["features"], expected["features"]):
-        exact = {k: v for k, v in mine["encoder"].items() if k not in ("mean", "std", "fill")}
-        assert exact == {k: v for k, v in theirs["encoder"].items() if k not in ("mean", "std", "fill")}, mine["name"]
+        exact = {k: v for k, v in mine.items() if k not in ("mean", "std", "fill")}
+        assert exact == {k: v for k, v in theirs.items() if k not in ("mean", "std", "fill")}, mine["name"]
         for key in ("mean", "std", "fill"):
-            if key in mine["encoder"]:
-                assert mine["encoder"][key] == pytest.approx(theirs["encoder"][key], rel=1e-12, abs=1e-12), key
+            if key in mine:
+                assert mine[key] == pytest.approx(theirs[key], rel=1e-12, abs=1e-12), key
     watch, expected_watch = actual["labels"][1]["rule"], expected["labels"][1]["rule"]
     assert expected_watch["mean"] != 0.0 and expected_watch["std"] != 1.0
     assert watch["mean"] == pytest.approx(expected_watch["mean"], rel=1e-12)
@@ -84,8 +86,8 @@ def test_streamed_fit_equals_the_in_memory_fit_when_the_sample_holds_every_row()
 
 def test_quantile_buckets_from_a_sample_sit_at_the_quantiles_of_the_whole_column():
     table = _table(20_000, seed=1)
-    exact = _pipeline().fit(table).features[4].encoder
-    sampled = _streamed(_pipeline(), table, batch_rows=1000, sample_rows=4000).features[4].encoder.boundaries_
+    exact = _pipeline().fit(table).encoders[4]
+    sampled = _streamed(_pipeline(), table, batch_rows=1000, sample_rows=4000).encoders[4].boundaries_
     shaped = exact.shape(table.column("price").to_numpy(zero_copy_only=False).astype(float))
     # Dvoretzky–Kiefer–Wolfowitz: a 4000-value sample's CDF is within 0.031 of the column's (99.9%)
     epsilon = np.sqrt(np.log(2 / 1e-3) / (2 * 4000))
@@ -98,12 +100,12 @@ def test_too_many_distinct_values_fall_back_to_hash_buckets_with_a_warning(caplo
     table = _table(2000, seed=2)
     with caplog.at_level(logging.WARNING):
         pipeline = _streamed(_pipeline(max_vocab=3), table, batch_rows=100, max_distinct_values=10)
-    user, user_top, city = (pipeline.features[i].encoder for i in range(3))
+    user, user_top, city = (pipeline.encoders[i].vocabulary for i in range(3))
     assert user.hash_buckets == 10 and user.vocabulary_ is None  # no max_vocab_size: the cap
     assert user_top.hash_buckets == 3  # max_vocab_size buckets
     assert city.hash_buckets == 7  # hashed by config, untouched
     assert "feature 'user' (column 'user'): more than 10 distinct values" in caplog.text
-    ids = user.transform(table.column("user"))
+    ids = pipeline.transform_features(table, "t")["user"]
     assert ids.min() >= 1 and ids.max() < user.num_ids
 
 
