@@ -65,27 +65,28 @@ def _timed(function) -> tuple[object, float, float]:
 
 
 def _batches(predictor: Predictor, data: str, batch_rows: int):
-    return iter_record_batches(data, predictor.input_columns, None, predictor.csv_format, batch_rows)
+    return iter_record_batches(
+        data, predictor.input_columns, None, predictor.csv_format, batch_rows, separators=predictor.separators
+    )
 
 
 def profile(predictor: Predictor, data: str, batch_rows: int, model_rows: int) -> dict:
     """Seconds to read the file, to read and encode it, and samples/s of the model alone."""
     rows, read_s, read_cpu = _timed(lambda: sum(b.num_rows for b in _batches(predictor, data, batch_rows)))
 
-    def read_and_encode() -> list[tuple[np.ndarray, np.ndarray]]:
+    def read_and_encode() -> list[dict[str, np.ndarray]]:
         encoded, kept = [], 0
         for batch in _batches(predictor, data, batch_rows):
-            table = predictor.conform(pa.Table.from_batches([batch]), data)
-            ids, dense = predictor.pipeline.transform_features(table, data)
+            inputs = predictor.encode(pa.Table.from_batches([batch]), data)
             if kept < model_rows:
-                encoded.append((ids, dense))
-                kept += len(ids)
+                encoded.append(inputs)
+                kept += batch.num_rows
         return encoded
 
     encoded, encode_s, encode_cpu = _timed(read_and_encode)
-    predictor.model.run(*encoded[0])  # warm-up
-    _, model_s, model_cpu = _timed(lambda: [predictor.model.run(ids, dense) for ids, dense in encoded])
-    scored = sum(len(ids) for ids, _ in encoded)
+    predictor.model.run(encoded[0])  # warm-up
+    _, model_s, model_cpu = _timed(lambda: [predictor.model.run(inputs) for inputs in encoded])
+    scored = sum(len(next(iter(inputs.values()))) for inputs in encoded)
     return {
         "read_s": round(read_s, 2),
         "read_cpu_s": round(read_cpu, 2),

@@ -27,16 +27,26 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from mtlrec.architectures.moe import MMoE
-from mtlrec.model import MultiTaskModel
-from mtlrec.nn import InputLayer
+from mtlrec.model import ModelInputs, MultiTaskModel
+from mtlrec.nn import EmbeddingCollection, Lookup, Table
 from mtlrec.training.grad_sync import GradientSync
 
 TASKS = ["click", "conversion"]
 
 
-def _batch(rng: np.random.Generator, rows: int, vocabs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    ids = np.stack([np.minimum(rng.zipf(1.1, rows), v - 2) + 1 for v in vocabs], axis=1)
-    return torch.from_numpy(ids), torch.randn(rows, 10), torch.randint(0, 2, (rows, len(TASKS))).float()
+def _batch(rng: np.random.Generator, rows: int, vocabs: np.ndarray) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    inputs = {f"c{i}": torch.from_numpy(np.minimum(rng.zipf(1.1, rows), v - 2) + 1) for i, v in enumerate(vocabs)}
+    inputs.update({f"x{i}": torch.randn(rows) for i in range(10)})
+    return inputs, torch.randint(0, 2, (rows, len(TASKS))).float()
+
+
+def _inputs(vocabs: np.ndarray) -> ModelInputs:
+    """20 id features (one table each, 16 wide) and 10 dense values in one group."""
+    tables = [Table(f"c{i}", int(rows), 16) for i, rows in enumerate(vocabs)]
+    dense = [f"x{i}" for i in range(10)]
+    members = [table.name for table in tables] + dense
+    embeddings = EmbeddingCollection(tables, [Lookup(table.name, table.name) for table in tables])
+    return ModelInputs(embeddings, [], {}, dense, {"all": members})
 
 
 def _worker(rank: int, port: int, args: argparse.Namespace) -> None:
@@ -45,16 +55,16 @@ def _worker(rank: int, port: int, args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     vocabs = np.round(np.geomspace(10, 100_000, 20)).astype(np.int64) + 2
-    inputs = InputLayer(vocabs.tolist(), 16, 10)
-    mmoe = MMoE(inputs.output_dim(), TASKS, num_experts=4, expert_hidden_units=[256, 128], tower_hidden_units=[64])
-    model = MultiTaskModel(inputs, mmoe)
+    inputs = _inputs(vocabs)
+    mmoe = MMoE(inputs.output_dim("all"), TASKS, num_experts=4, expert_hidden_units=[256, 128], tower_hidden_units=[64])
+    model = MultiTaskModel(inputs, mmoe, ["all"])
     sync = GradientSync(model.parameters(), model.embedding_parameters(), model.buffers())
     rng = np.random.default_rng(rank)
     compute, communicate, touched = [], [], []
     for step in range(args.steps + 3):
-        ids, dense, labels = _batch(rng, args.batch_size // 2, vocabs)
+        batch, labels = _batch(rng, args.batch_size // 2, vocabs)
         started = time.perf_counter()
-        logits = model(ids, dense)
+        logits = model(batch)
         loss = sum(
             torch.nn.functional.binary_cross_entropy_with_logits(logits[t], labels[:, i]) for i, t in enumerate(TASKS)
         )
@@ -63,7 +73,7 @@ def _worker(rank: int, port: int, args: argparse.Namespace) -> None:
         middle = time.perf_counter()
         dist.barrier()  # time the synchronisation itself, not the wait for the slower rank
         synced = time.perf_counter()
-        sync(len(ids))
+        sync(len(labels))
         ended = time.perf_counter()
         if step >= 3:  # warm-up
             compute.append(middle - started)

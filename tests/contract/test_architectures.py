@@ -55,7 +55,7 @@ def task_set(name: str, num_tasks: int, exact: bool = True) -> list[str]:
 def build(name: str, tasks: list[str], seed: int = 0, input_dim: int = INPUT_DIM) -> Architecture:
     torch.manual_seed(seed)
     cls = ARCHITECTURES[name]
-    supplied = {"num_domains": NUM_DOMAINS} if cls.needs_domain else {}
+    supplied = {"num_domains": NUM_DOMAINS} if "domain" in cls.group_inputs else {}
     return cls(input_dim=input_dim, task_names=list(tasks), **small_params(cls), **supplied)
 
 
@@ -71,7 +71,7 @@ def run(model: Architecture, data: tuple[torch.Tensor, torch.Tensor]) -> dict[st
 
 
 def args_of(model: Architecture, data: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    return data if model.needs_domain else data[:1]
+    return data if "domain" in model.group_inputs else data[:1]
 
 
 class TupleOutputs(nn.Module):
@@ -289,7 +289,7 @@ def test_multi_class_tasks_get_class_logits(name):
     tasks = task_set(name, 2, exact=False)
     torch.manual_seed(0)
     cls = ARCHITECTURES[name]
-    supplied = {"num_domains": NUM_DOMAINS} if cls.needs_domain else {}
+    supplied = {"num_domains": NUM_DOMAINS} if "domain" in cls.group_inputs else {}
     if not cls.supports_multi_class:
         with pytest.raises(ValueError):
             cls(input_dim=INPUT_DIM, task_names=tasks, output_dims={"cvr": 4}, **small_params(cls), **supplied)

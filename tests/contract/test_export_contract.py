@@ -68,7 +68,8 @@ def _model(name: str, tasks: list[str], output_dims: dict) -> torch.nn.Module:
         inputs = model_inputs(id_groups)
         dims = {task: width for task, width in output_dims.items() if task in group}
         extra = {"output_dims": dims} if dims else {}
-        architecture = cls(input_dim=inputs.output_dim("all"), task_names=group, **small_params(cls), **supplied, **extra)
+        params = {**small_params(cls), **supplied, **extra}
+        architecture = cls(input_dim=inputs.output_dim("all"), task_names=group, **params)
         models[group[0]] = MultiTaskModel(inputs, architecture, ["all"])
     model = IndependentTaskModels(models) if cls.independent_tasks else models[tasks[0]]
     return model.eval()

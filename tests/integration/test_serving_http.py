@@ -29,9 +29,17 @@ class FormulaPredictor:
     metadata = {"tasks": [{"name": "ctr"}, {"name": "value"}], "model_version": "formula-1"}
     input_columns = COLUMNS
     task_names = ["ctr", "value"]
+    separators: dict[str, str] = {}
 
     def __init__(self, fail_on: str | None = None):
         self.fail_on = fail_on
+
+    def predict_shared(self, candidates: pa.Table, context: pa.Table, source: str = "request") -> dict[str, np.ndarray]:
+        """The context's columns (one row) repeated for every candidate, then :meth:`predict`."""
+        repeat = pa.array(np.zeros(candidates.num_rows, dtype=np.int64))
+        columns = {name: candidates.column(name) for name in candidates.column_names}
+        columns.update({name: context.column(name).take(repeat) for name in context.column_names})
+        return self.predict(pa.table(columns), source, log_missing=False)
 
     def predict(self, table: pa.Table, source: str = "input", log_missing: bool = True) -> dict[str, np.ndarray]:
         items = table.column("item").to_pylist()

@@ -134,9 +134,15 @@ def test_easyrec_task_towers_with_per_task_tower_widths(tmp_path, census_overrid
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"model": {"architecture": "star"}}, "model.domain_feature"),
-        ({"model": {"architecture": "mmoe", "domain_feature": "sex"}}, "uses no domain feature"),
-        ({"model": {"architecture": "star", "domain_feature": "age"}}, "not a categorical feature"),
+        ({"model": {"architecture": "star"}}, "reads the group 'domain' (one categorical feature)"),
+        ({"model": {"architecture": "mmoe", "domain_feature": "sex"}}, "domain_feature is now a feature group"),
+        (
+            {"model": {"architecture": "star"}, "feature_groups": {"all": ["*"], "domain": ["age"]}},
+            "feature_groups.domain: architecture 'star' reads it as the ids of one categorical feature",
+        ),
+        ({"feature_groups": {"all": ["age", "sexx"]}}, "feature_groups.all: unknown feature(s) ['sexx']"),
+        ({"feature_groups": {"all": ["age"]}}, "are in no feature group"),
+        ({"model": {"architecture": "mmoe", "input_groups": ["users"]}}, "model.input_groups: unknown group(s)"),
         ({"model": {"architecture": "esmm"}}, "needs exactly 3 tasks"),
         ({"tasks": [{"name": "t", "label": {"column": "income", "classes": ["a", "b"]}}]}, "softmax_ce"),
         ({"tasks": [{"name": "t", "label": {"column": "income"}, "sample_space": "sex =="}]}, "tasks[0].sample_space"),
@@ -200,8 +206,8 @@ def test_sample_weight_formula_gives_each_row_its_weight(tmp_path, census_overri
     raw = read_split(census_slice["train"], pipeline, build.read_options(config), with_labels=True)
     gains = np.array(_column(census_slice["train"], 16), dtype=float)
     dividends = np.array(_column(census_slice["train"], 18), dtype=float)
-    np.testing.assert_allclose(raw.weights[:, 0], 1 + 4 * (gains > 0) + np.log1p(dividends), rtol=1e-6)
-    np.testing.assert_array_equal(raw.weights[:, 1], 1.0)
+    np.testing.assert_allclose(raw.weights["income"], 1 + 4 * (gains > 0) + np.log1p(dividends), rtol=1e-6)
+    np.testing.assert_array_equal(raw.weights["never_married"], 1.0)
     assert _train(CENSUS_CONFIGS / "mmoe.yaml", tmp_path / "run", overrides) == 0
 
 

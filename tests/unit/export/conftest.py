@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+from tests.keyed_models import simple_inputs
 
 from mtlrec.architectures import MMoE
 from mtlrec.export import Fusion, ScoringModel, export_artifact, scoring_model
@@ -22,7 +23,6 @@ from mtlrec.features import (
 )
 from mtlrec.losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy, TransformedTarget
 from mtlrec.model import MultiTaskModel
-from tests.keyed_models import simple_inputs
 
 ROWS = 300
 

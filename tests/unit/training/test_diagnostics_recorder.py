@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from tests.keyed_models import id_dense_inputs, keyed
 
 from mtlrec.app.run_files import RunFiles
 from mtlrec.architectures.moe import MMoE
@@ -16,7 +17,6 @@ from mtlrec.architectures.shared_bottom import SharedBottom
 from mtlrec.data.batch import Batch, EncodedData
 from mtlrec.losses import LOSSES, task_losses
 from mtlrec.model import MultiTaskModel
-from tests.keyed_models import id_dense_inputs, keyed
 from mtlrec.training import Trainer, TrainSettings, make_optimizer
 from mtlrec.training.diagnostics import DiagnosticsRecorder, DiagnosticsSettings
 from mtlrec.weighting import WEIGHTINGS

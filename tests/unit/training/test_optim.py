@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 
 import torch
+from tests.keyed_models import id_dense_inputs, keyed
 from torch import nn
 
 from mtlrec.architectures import SharedBottom
 from mtlrec.model import MultiTaskModel
-from tests.keyed_models import id_dense_inputs, keyed
 from mtlrec.training import CompositeOptimizer, load_checkpoint, make_optimizer, save_checkpoint
 from mtlrec.training.sparse_adam import RowSparseAdam
 
