@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     inference_started = time.perf_counter()
     scores = predict_scores(model, evaluation, losses, config.train.eval_batch_size)
     inference_seconds = time.perf_counter() - inference_started
-    labels = {task: evaluation.labels[:, i].numpy() for i, task in enumerate(evaluation.task_names)}
+    labels = {task: evaluation.labels[task].numpy() for task in evaluation.task_names}
     metrics = compute_metrics(labels, scores, build.metric_names(config))
 
     result = {

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mtlrec.nn.broadcast import common_rows, expand_rows
+from mtlrec.nn.broadcast import common_rows, expand_rows, same_rows, side_by_side
 from mtlrec.nn.embedding import EmbeddingCollection
 
 
@@ -73,6 +73,9 @@ class ModelInputs(nn.Module):
         if unknown:
             raise ValueError(f"feature groups name unknown member(s) {unknown}")
         self.widths = {group: sum(widths[m] for m in members) for group, members in self.groups.items()}
+        single = {lookup.input for lookup in embeddings.lookups if lookup.pooling is None}
+        kinds = {name: "embedded" if name in single else "dense" if name in self.dense else "value" for name in widths}
+        self.segments = {group: _segments(members, kinds) for group, members in self.groups.items()}
 
     def output_dim(self, group: str) -> int:
         """D_g, the width of ``group``'s tensor."""
@@ -83,22 +86,44 @@ class ModelInputs(nn.Module):
 
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """{group: (N, D_g) float tensor} and {id group: (N,) int64}, N the most rows of any input."""
-        values: dict[str, torch.Tensor] = dict(self.embeddings(inputs))
+        embedded = self.embeddings(inputs)
+        encoded = {}
         for sequence in self.sequences:
-            fields = side_by_side([values[name] for name in sequence.fields], dim=2)
-            query = side_by_side([values[name] for name in sequence.query], dim=1) if sequence.query else None
-            values[sequence.name] = self.encoders[sequence.name](fields, inputs[sequence.lengths], query)
-        for name in self.dense:
-            values[name] = inputs[name].unsqueeze(1)
-        groups = {group: side_by_side([values[m] for m in members], dim=1) for group, members in self.groups.items()}
+            fields = side_by_side([embedded[name] for name in sequence.fields], dim=2)
+            query = side_by_side([embedded[name] for name in sequence.query], dim=1) if sequence.query else None
+            encoded[sequence.name] = self.encoders[sequence.name](fields, inputs[sequence.lengths], query)
+
+        def part(kind: str, names: list[str]) -> torch.Tensor:
+            if kind == "embedded":
+                return embedded.side_by_side(names)
+            if kind == "dense":
+                return _columns([inputs[name] for name in names])
+            return encoded[names[0]] if names[0] in encoded else embedded[names[0]]
+
+        groups = {
+            group: side_by_side([part(kind, names) for kind, names in segments], dim=1)
+            for group, segments in self.segments.items()
+        }
         groups.update({group: inputs[name] for group, name in self.id_groups.items()})
         rows = common_rows(list(groups.values()))
         return {group: expand_rows(tensor, rows) for group, tensor in groups.items()}
 
 
-def side_by_side(parts: list[torch.Tensor], dim: int) -> torch.Tensor:
-    """``parts`` concatenated along ``dim``, one-row parts broadcast to the others' rows first."""
-    if len(parts) == 1:
-        return parts[0]
-    rows = common_rows(parts)
-    return torch.cat([expand_rows(part, rows) for part in parts], dim=dim)
+def _columns(values: list[torch.Tensor]) -> torch.Tensor:
+    """(B,) values → (B, n) columns (one-row values broadcast)."""
+    if same_rows(values):
+        return torch.stack(values, dim=1)
+    return side_by_side([value.unsqueeze(1) for value in values], dim=1)
+
+
+def _segments(members: list[str], kinds: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """A group's members in runs: consecutive single ids, consecutive dense values, one other each."""
+    segments: list[tuple[str, list[str]]] = []
+    for name in members:
+        kind = kinds[name]
+        if segments and kind != "value" and segments[-1][0] == kind:
+            segments[-1][1].append(name)
+        else:
+            segments.append((kind, [name]))
+    return segments
+

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from mtlrec.architectures import Architecture
-from mtlrec.model.inputs import ModelInputs, side_by_side
+from mtlrec.model.inputs import ModelInputs
+from mtlrec.nn.broadcast import side_by_side
 
 
 class MultiTaskModel(nn.Module):

@@ -31,6 +31,14 @@ def expand_rows(tensor: torch.Tensor, rows: int | torch.Tensor) -> torch.Tensor:
     return tensor.expand(rows, *tensor.shape[1:])
 
 
+def side_by_side(parts: Sequence[torch.Tensor], dim: int) -> torch.Tensor:
+    """``parts`` concatenated along ``dim``, one-row parts broadcast to the others' rows first."""
+    if len(parts) == 1:
+        return parts[0]
+    rows = common_rows(parts)
+    return torch.cat([expand_rows(part, rows) for part in parts], dim=dim)
+
+
 def same_rows(tensors: Sequence[torch.Tensor]) -> bool:
     """Whether every tensor has the same first dimension (never assumed while tracing for export)."""
     if torch.jit.is_tracing():
