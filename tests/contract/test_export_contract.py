@@ -49,7 +49,7 @@ def model_inputs(id_groups: dict[str, str] | None = None) -> ModelInputs:
     """Every input kind: single ids, dense values, a weighted bag, a sequence with target attention."""
     lookups = [Lookup(name, table) for name, table in SINGLE.items()]
     lookups += [Lookup("tags", "tag", "mean", "tags.length", "tags.weight")]
-    lookups += [Lookup("hist.item", "item"), Lookup("hist.region", "region")]
+    lookups += [Lookup(f"hist.{name}", name, lengths="hist.length") for name in ("item", "region")]
     embeddings = EmbeddingCollection(TABLES, lookups)
     sequence = SequenceInput("hist", ("hist.item", "hist.region"), "hist.length", ("item", "region"))
     encoders = {"hist": TargetAttention(8, 8, hidden_units=[6], activation="prelu")}

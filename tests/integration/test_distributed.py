@@ -39,6 +39,7 @@ TOLERANCE = 1e-4
 
 
 def _table(rows: int, seed: int) -> pa.Table:
+    """Every feature kind: ids, numbers, a weighted tag list and a two-field history (Parquet lists)."""
     rng = np.random.default_rng(seed)
     c0, c1, d0, d1 = (
         rng.integers(0, 50, rows),
@@ -46,10 +47,24 @@ def _table(rows: int, seed: int) -> pa.Table:
         rng.normal(size=rows),
         rng.exponential(size=rows),
     )
-    click = rng.random(rows) < 1 / (1 + np.exp(-(0.05 * (c0 % 7) - 0.1 * (c1 % 5) + 0.8 * d0 - 0.5)))
+    lengths = rng.integers(0, 6, rows)
+    hist = [list(rng.integers(0, 20, n)) for n in lengths]
+    seen = np.array([value in row for value, row in zip(c1, hist)])
+    click = rng.random(rows) < 1 / (1 + np.exp(-(0.05 * (c0 % 7) + 1.5 * seen + 0.8 * d0 - 1.0)))
     conversion = click & (rng.random(rows) < 1 / (1 + np.exp(1 - d1)))
+    tags = [[f"t{v}:{w:.2f}" for v, w in zip(rng.integers(0, 9, n), rng.uniform(0.5, 2, n))] for n in lengths % 4]
     return pa.table(
-        {"c0": c0.astype(str), "c1": c1, "d0": d0, "d1": d1, "click": click * 1.0, "conversion": conversion * 1.0}
+        {
+            "c0": c0.astype(str),
+            "c1": c1,
+            "d0": d0,
+            "d1": d1,
+            "tags": pa.array(tags, pa.list_(pa.string())),
+            "hist_c1": pa.array(hist, pa.list_(pa.int64())),
+            "hist_parity": pa.array([[int(v) % 2 for v in row] for row in hist], pa.list_(pa.int64())),
+            "click": click * 1.0,
+            "conversion": conversion * 1.0,
+        }
     )
 
 
@@ -68,6 +83,15 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             {"name": "c1", "kind": "categorical"},
             {"name": "d0", "kind": "numeric"},
             {"name": "d1", "kind": "numeric", "log1p": True},
+            {"name": "c0_x_c1", "kind": "cross", "columns": ["c0", "c1"], "hash_buckets": 64},
+            {"name": "tags", "kind": "multi_valued", "kv_separator": ":", "pooling": "sum"},
+            {
+                "name": "hist",
+                "kind": "sequence",
+                "max_length": 4,
+                "fields": [{"name": "c1", "column": "hist_c1", "embedding": "c1"}, {"column": "hist_parity"}],
+                "encoder": {"kind": "attention", "query": ["c1", "c0"], "params": {"hidden_units": [8]}},
+            },
         ],
         "tasks": [
             {"name": "click", "label": {"column": "click"}},

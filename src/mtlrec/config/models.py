@@ -37,6 +37,11 @@ class SplitOptions(Strict):
     source: SplitName
     fractions: dict[SplitName, float]
     seed: int = 0
+    ordered: bool = Field(
+        False,
+        description="Take the fractions from the end of the file, one block per split in the order given (a "
+        "time-ordered log: train on the earlier rows, test on the later), instead of at random.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SplitOptions:

@@ -39,11 +39,13 @@ class ReadOptions:
 
 @dataclass
 class RandomSplit:
-    """Move seeded random fractions of the ``source`` split's rows into other splits."""
+    """Move seeded random fractions of the ``source`` split's rows into other splits (with ``ordered``:
+    the last rows of the file, one block per split in the order given, as a time-ordered log is split)."""
 
     source: str
     fractions: dict[str, float]
     seed: int = 0
+    ordered: bool = False
 
 
 @dataclass
@@ -104,9 +106,14 @@ def read_splits(
 
 
 def random_split(data: RawSplit, split: RandomSplit, source_name: str) -> dict[str, RawSplit]:
-    """Assign rows to splits by a seeded permutation; the source keeps the rows not moved."""
+    """Assign rows to splits by a seeded permutation (or the file's last rows, when ``ordered``); the source
+    keeps the rows not moved."""
     rows = data.table.num_rows
-    order = np.random.default_rng(split.seed).permutation(rows)
+    if split.ordered:
+        moved = sum(int(round(fraction * rows)) for fraction in split.fractions.values())
+        order = np.concatenate([np.arange(rows - moved, rows), np.arange(rows - moved)])
+    else:
+        order = np.random.default_rng(split.seed).permutation(rows)
     result: dict[str, RawSplit] = {}
     start = 0
     for name, fraction in split.fractions.items():

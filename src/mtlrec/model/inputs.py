@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from mtlrec.nn.broadcast import common_rows, expand_rows, same_rows, side_by_side
-from mtlrec.nn.embedding import EmbeddingCollection
+from mtlrec.nn.embedding import EmbeddingCollection, Embeddings
 
 
 @dataclass(frozen=True)
@@ -87,11 +87,7 @@ class ModelInputs(nn.Module):
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """{group: (N, D_g) float tensor} and {id group: (N,) int64}, N the most rows of any input."""
         embedded = self.embeddings(inputs)
-        encoded = {}
-        for sequence in self.sequences:
-            fields = side_by_side([embedded[name] for name in sequence.fields], dim=2)
-            query = side_by_side([embedded[name] for name in sequence.query], dim=1) if sequence.query else None
-            encoded[sequence.name] = self.encoders[sequence.name](fields, inputs[sequence.lengths], query)
+        encoded = {sequence.name: self._encode(sequence, embedded, inputs) for sequence in self.sequences}
 
         def part(kind: str, names: list[str]) -> torch.Tensor:
             if kind == "embedded":
@@ -107,6 +103,20 @@ class ModelInputs(nn.Module):
         groups.update({group: inputs[name] for group, name in self.id_groups.items()})
         rows = common_rows(list(groups.values()))
         return {group: expand_rows(tensor, rows) for group, tensor in groups.items()}
+
+
+    def _encode(
+        self, sequence: SequenceInput, embedded: Embeddings, inputs: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """A sequence through its encoder: over its valid positions only when gathered jagged, else padded."""
+        encoder = self.encoders[sequence.name]
+        query = side_by_side([embedded[name] for name in sequence.query], dim=1) if sequence.query else None
+        jagged = [embedded.jagged(name) for name in sequence.fields]
+        if all(part is not None for part in jagged) and hasattr(encoder, "forward_jagged"):
+            values = torch.cat([part[0] for part in jagged], dim=1) if len(jagged) > 1 else jagged[0][0]
+            return encoder.forward_jagged(values, jagged[0][1], query)
+        fields = side_by_side([embedded[name] for name in sequence.fields], dim=2)
+        return encoder(fields, inputs[sequence.lengths], query)
 
 
 def _columns(values: list[torch.Tensor]) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from mtlrec.nn.broadcast import same_rows, side_by_side
+from mtlrec.nn.jagged import JaggedRows, segment_max, segment_sum
 from mtlrec.nn.sparse_lookup import row_sparse_lookup
 
 POOLINGS = ("sum", "mean", "max")
@@ -45,7 +46,7 @@ class Lookup:
         table: the table's name.
         pooling: for a bag of ids, ``sum``, ``mean`` or ``max`` over its values → (B, E); None for single
             ids → (B, E) and for a sequence → (B, L, E).
-        lengths: the (B,) lengths input of a bag.
+        lengths: the (B,) lengths input of a list (a bag or a sequence); None for single ids.
         weights: the (B, L) per-value weights of a weighted bag (``sum`` or ``mean`` pooling).
     """
 
@@ -57,37 +58,54 @@ class Lookup:
 
 
 class Embeddings(Mapping[str, torch.Tensor]):
-    """The collection's output: {input name: embedding}, and runs of single ids side by side.
+    """The collection's output: {input name: embedding}, with cheap access to what the model reads.
 
-    Single ids gathered together stay in their (B, K, E) gather; an input's (B, E) embedding is a view
-    of it, made when asked for. :meth:`side_by_side` gives consecutive single ids as one (B, n·E) view,
-    which is much cheaper forward and backward than n views concatenated again.
+    Single ids gathered together stay in their (B, F, E) gather: :meth:`side_by_side` gives consecutive
+    ones as one (B, n·E) view (much cheaper forward and backward than n views concatenated again).
+    Sequences gathered jagged (only their valid positions) are given as values + positions by
+    :meth:`jagged`; indexing gives any input's embedding in its usual form ((B, E), or (B, L, E)
+    padded with zeros for a sequence).
     """
 
     def __init__(
-        self, gathered: dict[int, torch.Tensor], columns: dict[str, tuple[int, int]], others: dict[str, torch.Tensor]
+        self,
+        singles: dict[int, torch.Tensor],
+        columns: dict[str, tuple[int, int]],
+        others: dict[str, torch.Tensor],
+        sequences: dict[str, tuple[torch.Tensor, JaggedRows]],
     ):
-        self.gathered, self.columns, self.others = gathered, columns, others
+        self.singles, self.columns, self.others, self.sequences = singles, columns, others, sequences
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if name in self.others:
             return self.others[name]
+        if name in self.sequences:
+            values, rows = self.sequences[name]
+            return rows.padded(values)
         dim, column = self.columns[name]
-        return self.gathered[dim][:, column]
+        return self.singles[dim][:, column]
 
     def __iter__(self) -> Iterator[str]:
         yield from self.columns
         yield from self.others
+        yield from self.sequences
 
     def __len__(self) -> int:
-        return len(self.columns) + len(self.others)
+        return len(self.columns) + len(self.others) + len(self.sequences)
+
+    def jagged(self, name: str) -> tuple[torch.Tensor, JaggedRows] | None:
+        """A sequence's (T, E) values at its valid positions and where they sit, when gathered jagged."""
+        return self.sequences.get(name)
 
     def side_by_side(self, names: list[str]) -> torch.Tensor:
         """(B, Σ E) of single-id inputs: one view when they are consecutive columns of one gather."""
         places = [self.columns.get(name) for name in names]
         first = places[0]
         if first is not None and all(place == (first[0], first[1] + i) for i, place in enumerate(places)):
-            return self.gathered[first[0]].narrow(1, first[1], len(names)).flatten(1)
+            gathered = self.singles[first[0]]
+            if len(names) == gathered.shape[1]:
+                return gathered.flatten(1)
+            return gathered.narrow(1, first[1], len(names)).flatten(1)
         return side_by_side([self[name] for name in names], dim=1)
 
 
@@ -119,7 +137,7 @@ class EmbeddingCollection(nn.Module):
             weight = nn.Parameter(torch.empty(max(start, 1), dim))
             nn.init.normal_(weight, std=0.01)
             self.weights[_key(dim)] = weight
-        self._offset_rows: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
+        self._offset_rows: dict[str, torch.Tensor] = {}
 
     def output_dim(self, name: str) -> int:
         """E, the width of input ``name``'s embedding."""
@@ -131,58 +149,82 @@ class EmbeddingCollection(nn.Module):
 
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> Embeddings:
         """Embeddings keyed by input name: (B, E) for single ids and bags, (B, L, E) for sequences."""
-        gathered: dict[int, torch.Tensor] = {}
-        columns: dict[str, tuple[int, int]] = {}
-        others: dict[str, torch.Tensor] = {}
+        out = Embeddings({}, {}, {}, {})
         for dim in sorted({self.tables[lookup.table].dim for lookup in self.lookups}):
             lookups = [lookup for lookup in self.lookups if self.tables[lookup.table].dim == dim]
             ids = [inputs[lookup.input] for lookup in lookups]
-            weight = self.weights[_key(dim)]
-            if not same_rows(ids):  # rows shared by every candidate (one row) beside the candidates' own
-                offsets = [self.offsets[lookup.table] for lookup in lookups]
-                for lookup, part, offset in zip(lookups, ids, offsets):
-                    others[lookup.input] = self._finish(lookup, self._gather(weight, part + offset), inputs)
-                continue
-            gathered[dim], starts = self._gather_together(dim, weight, lookups, ids)
-            for lookup, part, start in zip(lookups, ids, starts):
-                if part.dim() == 1:
-                    columns[lookup.input] = (dim, start)
-                else:
-                    vectors = gathered[dim].narrow(1, start, part.shape[1])
-                    others[lookup.input] = self._finish(lookup, vectors, inputs)
-        return Embeddings(gathered, columns, others)
+            if same_rows(ids):
+                self._gather_together(dim, lookups, inputs, out)
+            else:  # padded, one gather per input: rows shared by every candidate beside theirs, or export
+                for lookup, part in zip(lookups, ids):
+                    vectors = self._gather(self.weights[_key(dim)], part + self.offsets[lookup.table])
+                    out.others[lookup.input] = self._pool_padded(lookup, vectors, inputs)
+        return out
 
     def _gather_together(
-        self, dim: int, weight: torch.Tensor, lookups: list[Lookup], ids: list[torch.Tensor]
-    ) -> tuple[torch.Tensor, list[int]]:
-        """One gather for every lookup of one width: ids side by side (B, K) plus each table's offset.
+        self, dim: int, lookups: list[Lookup], inputs: Mapping[str, torch.Tensor], out: Embeddings
+    ) -> None:
+        """One gather for every lookup of one width: the single ids side by side, then each list's valid
+        positions only; bags are pooled per row, sequences kept jagged."""
+        singles = [lookup for lookup in lookups if lookup.lengths is None]
+        lists = [lookup for lookup in lookups if lookup.lengths is not None]
+        parts: list[torch.Tensor] = []
+        if singles:
+            if any(inputs[lookup.input].dim() != 1 for lookup in singles):
+                wrong = next(lookup.input for lookup in singles if inputs[lookup.input].dim() != 1)
+                raise ValueError(f"lookup of '{wrong}': a list of ids needs its lengths input")
+            ids = torch.stack([inputs[lookup.input] for lookup in singles], dim=1)
+            parts.append((ids + self._offsets(dim, singles, ids.device)).reshape(-1))
+        positions: dict[str, JaggedRows] = {}
+        for lookup in lists:
+            ids = inputs[lookup.input]
+            if lookup.lengths not in positions:
+                positions[lookup.lengths] = JaggedRows.from_lengths(inputs[lookup.lengths], ids.shape[1])
+            parts.append(positions[lookup.lengths].values(ids) + self.offsets[lookup.table])
+        vectors = self._gather(self.weights[_key(dim)], torch.cat(parts) if len(parts) > 1 else parts[0])
+        pieces = list(vectors.split([len(part) for part in parts]))
+        if singles:
+            batch = len(inputs[singles[0].input])
+            out.singles[dim] = pieces.pop(0).view(batch, len(singles), dim)
+            out.columns.update({lookup.input: (dim, column) for column, lookup in enumerate(singles)})
+        for lookup, values in zip(lists, pieces):
+            rows = positions[lookup.lengths]
+            if lookup.pooling is None:
+                out.sequences[lookup.input] = (values, rows)
+            else:
+                out.others[lookup.input] = self._pool_jagged(lookup, values, rows, inputs)
 
-        Returns the (B, K, E) embeddings and each lookup's first column.
-        """
-        if all(part.dim() == 1 for part in ids):
-            flat = torch.stack(ids, dim=1)
+    def _pool_jagged(
+        self, lookup: Lookup, values: torch.Tensor, rows: JaggedRows, inputs: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """A bag's (T, E) values → (B, E)."""
+        if lookup.pooling == "max":
+            return segment_max(values, rows.rows, rows.batch)
+        weights = None if lookup.weights is None else rows.values(inputs[lookup.weights]).to(values.dtype)
+        pooled = segment_sum(values if weights is None else values * weights.unsqueeze(1), rows.rows, rows.batch)
+        if lookup.pooling == "sum":
+            return pooled
+        if weights is None:
+            total = inputs[lookup.lengths].to(values.dtype)
         else:
-            flat = torch.cat([part.reshape(len(part), -1) for part in ids], dim=1)
-        widths = tuple(1 if part.dim() == 1 else part.shape[1] for part in ids)
-        flat = flat + self._offsets(dim, lookups, widths, flat.device)
-        starts = [sum(widths[:index]) for index in range(len(widths))]
-        return self._gather(weight, flat), starts
+            total = segment_sum(weights, rows.rows, rows.batch)
+        return pooled / total.clamp_min(torch.finfo(values.dtype).tiny).unsqueeze(1)
 
     def _gather(self, weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         if self.sparse and weight.requires_grad and torch.is_grad_enabled():
             return row_sparse_lookup(weight, rows)
         return nn.functional.embedding(rows, weight)
 
-    def _offsets(self, dim: int, lookups: list[Lookup], widths: tuple[int, ...], device: torch.device) -> torch.Tensor:
-        """(K,) the table offset of every column of the side-by-side ids (cached per layout)."""
-        key = (f"{dim}:{device}", widths)
+    def _offsets(self, dim: int, lookups: list[Lookup], device: torch.device) -> torch.Tensor:
+        """(F,) the table offset of each single-id lookup of one width (cached per device)."""
+        key = f"{dim}:{device}"
         if key not in self._offset_rows:
             offsets = [self.offsets[lookup.table] for lookup in lookups]
-            columns = [torch.full((width,), offset, dtype=torch.long) for offset, width in zip(offsets, widths)]
-            self._offset_rows[key] = torch.cat(columns).to(device)
+            self._offset_rows[key] = torch.tensor(offsets, dtype=torch.long, device=device)
         return self._offset_rows[key]
 
-    def _finish(self, lookup: Lookup, vectors: torch.Tensor, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def _pool_padded(self, lookup: Lookup, vectors: torch.Tensor, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """A lookup's gathered (B, E) or (B, L, E) vectors → its embedding (a bag pooled over its valid positions)."""
         if lookup.pooling is None:
             return vectors
         lengths = inputs[lookup.lengths]

@@ -1,7 +1,9 @@
 """Sequence encoders: a behaviour sequence (B, L, D) with its lengths → one (B, D_out) vector per row.
 
 Registered in ``SEQUENCE_ENCODERS``; each takes ``(sequence_dim, query_dim, **params)`` and is called
-``encoder(sequence, lengths, query)``. ``pooling`` ignores the query; ``attention`` (DIN) weighs
+``encoder(sequence, lengths, query)`` on the padded sequence, or ``encoder.forward_jagged(values,
+positions, query)`` on its valid positions only (what the embedding collection gathers in training
+and evaluation; the same result, without work on padding). ``pooling`` ignores the query; ``attention`` (DIN) weighs
 every position by its relevance to the query, the candidate item. A new encoder (self-attention,
 …) is one class in this file and one registry entry. Positions at or beyond a row's length are
 padding and never contribute. The sequence may have one row shared by every candidate (a request's
@@ -14,6 +16,7 @@ import torch
 from torch import nn
 
 from mtlrec.nn.broadcast import common_rows, expand_rows
+from mtlrec.nn.jagged import JaggedRows, segment_max, segment_softmax, segment_sum
 from mtlrec.nn.mlp import ACTIVATIONS
 
 SEQUENCE_POOLINGS = ("mean", "sum", "max")
@@ -60,6 +63,19 @@ class SequencePooling(nn.Module):
                 pooled = pooled / lengths.clamp_min(1).unsqueeze(1).to(sequence.dtype)
         return pooled if query is None else expand_rows(pooled, common_rows([pooled, query]))
 
+    def forward_jagged(
+        self, values: torch.Tensor, positions: JaggedRows, query: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """values (T, D) at the valid positions → (B, D)."""
+        rows, batch = positions.rows, positions.batch
+        if self.pooling == "max":
+            return segment_max(values, rows, batch)
+        pooled = segment_sum(values, rows, batch)
+        if self.pooling == "sum":
+            return pooled
+        counts = segment_sum(torch.ones_like(rows, dtype=values.dtype), rows, batch)
+        return pooled / counts.clamp_min(1).unsqueeze(1)
+
 
 class TargetAttention(nn.Module):
     """Target attention of the Deep Interest Network (Zhou et al., KDD 2018, "Deep Interest Network for
@@ -88,6 +104,9 @@ class TargetAttention(nn.Module):
         activation: a name in ``ACTIVATIONS``.
         normalization: ``softmax`` (over valid positions) or ``none`` (DIN's raw weights).
         dropout: after each hidden layer of the activation unit.
+        interaction: also output q ⊙ Σ_j w_j k_j (width 2D in all), whose sum is the attention-weighted
+            similarity of the candidate to the history; a network reads it linearly, where it would have
+            to learn a product of q and Σ w k otherwise (an extension; DIN outputs Σ w k only).
     """
 
     needs_query = True
@@ -100,6 +119,7 @@ class TargetAttention(nn.Module):
         activation: str = "prelu",
         normalization: str = "softmax",
         dropout: float = 0.0,
+        interaction: bool = False,
     ):
         super().__init__()
         if query_dim != sequence_dim:
@@ -111,7 +131,7 @@ class TargetAttention(nn.Module):
             raise ValueError("the activation unit needs at least one hidden layer")
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-        self.dim, self.normalization = sequence_dim, normalization
+        self.dim, self.normalization, self.interaction = sequence_dim, normalization, interaction
         first = hidden_units[0]
         self.query_layer = nn.Linear(sequence_dim, first)  # A q + b
         self.key_layer = nn.Linear(sequence_dim, first, bias=False)  # B k
@@ -125,7 +145,11 @@ class TargetAttention(nn.Module):
         self.rest = nn.Sequential(*layers)
 
     def output_dim(self) -> int:
-        return self.dim
+        return 2 * self.dim if self.interaction else self.dim
+
+    def _output(self, pooled: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """Σ w k (N, D), or [Σ w k, q ⊙ Σ w k] (N, 2D) with ``interaction``."""
+        return torch.cat([pooled, query.to(pooled.dtype) * pooled], dim=1) if self.interaction else pooled
 
     def scores(self, sequence: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """The activation unit's output for every (row, position): (N, L)."""
@@ -136,6 +160,15 @@ class TargetAttention(nn.Module):
         )
         return self.rest(self.first_activation(hidden)).squeeze(2)
 
+    def forward_jagged(self, values: torch.Tensor, positions: JaggedRows, query: torch.Tensor) -> torch.Tensor:
+        """values (T, D) at the valid positions of B rows, query (B, D) → (B, D): the activation unit runs on
+        the T valid positions only."""
+        rows, batch = positions.rows, positions.batch
+        hidden = self.query_layer(query)[rows] + self.key_layer(values) + self.product_layer(query[rows] * values)
+        scores = self.rest(self.first_activation(hidden)).squeeze(1)  # (T,)
+        weights = segment_softmax(scores, rows, batch) if self.normalization == "softmax" else scores
+        return self._output(segment_sum(weights.unsqueeze(1) * values.to(weights.dtype), rows, batch), query)
+
     def forward(self, sequence: torch.Tensor, lengths: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         """sequence (B, L, D), lengths (B,), query (N, D) with B = N or 1 → (N, D)."""
         scores = self.scores(sequence, query)
@@ -143,7 +176,7 @@ class TargetAttention(nn.Module):
         if self.normalization == "softmax":
             scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(dim=1)
         weights = scores.masked_fill(~mask, 0.0)  # an empty sequence contributes nothing
-        return torch.matmul(weights.unsqueeze(1), sequence.to(weights.dtype)).squeeze(1)
+        return self._output(torch.matmul(weights.unsqueeze(1), sequence.to(weights.dtype)).squeeze(1), query)
 
 
 SEQUENCE_ENCODERS: dict[str, type[nn.Module]] = {"pooling": SequencePooling, "attention": TargetAttention}

@@ -21,7 +21,7 @@ def collection(sparse: bool = True) -> EmbeddingCollection:
         Lookup("tags", "tag", "mean", "tags.length"),
         Lookup("tags_sum", "tag", "sum", "tags_sum.length", "tags_sum.weight"),
         Lookup("tags_max", "tag", "max", "tags_max.length"),
-        Lookup("hist.item", "item"),  # a sequence sharing the item table
+        Lookup("hist.item", "item", lengths="hist.length"),  # a sequence sharing the item table
     ]
     return EmbeddingCollection(TABLES, lookups, sparse=sparse)
 
@@ -49,7 +49,8 @@ def inputs(rows: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
         "tags_sum.weight": torch.rand(rows, 3, generator=generator) * mask,
         "tags_max": tags,
         "tags_max.length": lengths,
-        "hist.item": torch.randint(1, 5, (rows, 4), generator=generator),
+        "hist.item": torch.randint(1, 5, (rows, 4), generator=generator) * (torch.arange(4) < lengths.unsqueeze(1)),
+        "hist.length": lengths,
     }
 
 
@@ -62,7 +63,8 @@ def test_tables_of_one_width_share_a_parameter_and_lookups_equal_per_table_oracl
     torch.testing.assert_close(out["user"], user[batch["user"]])
     torch.testing.assert_close(out["item"], item[batch["item"]])
     torch.testing.assert_close(out["cate"], cate[batch["cate"]])
-    torch.testing.assert_close(out["hist.item"], item[batch["hist.item"]])  # (B, L, E), the shared table
+    hist = item[batch["hist.item"]] * (batch["hist.item"] > 0).unsqueeze(2)  # (B, L, E), the shared table
+    torch.testing.assert_close(out["hist.item"], hist)  # zeros at the padding
     for row in range(5):
         length = int(batch["tags.length"][row])
         values = tag[batch["tags"][row, :length]]

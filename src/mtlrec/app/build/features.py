@@ -208,9 +208,10 @@ def _bag_lookup(feature: Any, parts: InputParts, table_of: dict[str, str]) -> No
 
 def _sequence_lookups(feature: Any, parts: InputParts, table_of: dict[str, str]) -> None:
     fields = tuple(f"{feature.name}.{item.name or item.column}" for item in feature.fields)
-    parts.lookups += [Lookup(name, table_of[name]) for name in fields]
+    lengths = feature.name + LENGTH_SUFFIX
+    parts.lookups += [Lookup(name, table_of[name], lengths=lengths) for name in fields]
     query = tuple(feature.encoder.query)
-    parts.sequences.append(SequenceInput(feature.name, fields, feature.name + LENGTH_SUFFIX, query))
+    parts.sequences.append(SequenceInput(feature.name, fields, lengths, query))
 
 
 INPUT_BUILDERS: dict[str, Callable[[Any, InputParts, dict[str, str]], None]] = {

@@ -71,7 +71,7 @@ def data_files(config: Config) -> dict[str, str]:
 
 def random_split(config: Config) -> RandomSplit | None:
     split = config.data.split
-    return None if split is None else RandomSplit(split.source, dict(split.fractions), split.seed)
+    return None if split is None else RandomSplit(split.source, dict(split.fractions), split.seed, split.ordered)
 
 
 def build_losses(config: Config, pipeline: FeaturePipeline) -> dict[str, Loss]:
