@@ -12,6 +12,11 @@ p50/p99 of the client-measured round trip, with the server's own split (parse = 
 validation and table building; predict = encoding + the model runtime) as medians. Throughput:
 ``--clients`` closed-loop clients (one request in flight each, own connection, threads) sending
 100-candidate requests for ``--seconds``. Request bodies are encoded before timing starts.
+
+With ``--context user_id,user_tags,hist_item_ids,hist_cate_ids`` those columns are sent once per request
+(taken from the row whose lists in them are longest) and the candidates carry the others; the same
+requests are then also timed with every candidate carrying the context itself (``latency_context_in_
+every_candidate``), which gives the cost that sending the context once saves.
 """
 
 from __future__ import annotations
@@ -45,13 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients of the throughput run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the throughput run")
     parser.add_argument("--threads", type=int, help="server's model runtime threads (default: every core)")
+    parser.add_argument("--context", help="comma-separated columns sent once per request (e.g. the user's history)")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
 
     predictor = Predictor.load(args.artifact, threads=1)  # only for its input columns and CSV format
-    table = read_table(args.data, predictor.input_columns, None, predictor.csv_format).slice(0, max(sizes))
-    rows = table.to_pylist()
-    bodies = {size: json.dumps({"candidates": rows[:size]}).encode() for size in sizes}
+    columns, separators = predictor.input_columns, predictor.separators
+    table = read_table(args.data, columns, None, predictor.csv_format, separators=separators)
+    context_columns = [name.strip() for name in args.context.split(",")] if args.context else []
+    context = _longest(table, context_columns) if context_columns else {}
+    rows = [{k: v for k, v in row.items() if k not in context} for row in table.slice(0, max(sizes)).to_pylist()]
+    bodies = {size: json.dumps({"context": context, "candidates": rows[:size]}).encode() for size in sizes}
+    carried = {size: json.dumps({"candidates": [{**row, **context} for row in rows[:size]]}).encode() for size in sizes}
 
     with _server(args.artifact, args.threads, max(sizes), max(map(len, bodies.values()))) as url:
         result = {
@@ -59,12 +69,27 @@ def main(argv: list[str] | None = None) -> int:
             "server_threads": args.threads,
             "cpu_cores": len(os.sched_getaffinity(0)),
             "load_average_before": os.getloadavg()[0],
+            "context": {name: len(value) if isinstance(value, list) else value for name, value in context.items()},
             "latency": {size: _latency(url, bodies[size], args.warmup, args.requests) for size in sizes},
             "throughput": _throughput(url, bodies[min(sizes, key=lambda s: abs(s - 100))], args.clients, args.seconds),
             "load_average_after": os.getloadavg()[0],
         }
+        if context:
+            result["latency_context_in_every_candidate"] = {
+                size: _latency(url, carried[size], args.warmup, args.requests) for size in sizes
+            }
     print(json.dumps(result, indent=1))
     return 0
+
+
+def _longest(table, columns: list[str]) -> dict:
+    """The context columns' values of the row whose lists in them are longest (a long history)."""
+    import pyarrow.compute as pc
+
+    lengths = [pc.fill_null(pc.list_value_length(table[name]), 0).to_numpy() for name in columns
+               if str(table.schema.field(name).type).startswith("list")]
+    row = int(np.argmax(sum(lengths))) if lengths else 0
+    return {name: table[name][row].as_py() for name in columns}
 
 
 class _Client:

@@ -163,6 +163,8 @@ def test_summarize_prints_and_writes_a_table(tmp_path, census_overrides, capsys)
 def test_list_and_schema(capsys):
     assert main(["list"]) == 0
     listed = capsys.readouterr().out
+    for name in ("feature kinds:", "multi_valued", "sequence", "cross", "sequence encoders:", "attention"):
+        assert name in listed
     for name in ("mmoe", "shared_bottom", "single_task", "equal", "fixed", "bce", "mse", "auc", "rmse"):
         assert name in listed
     assert main(["schema"]) == 0

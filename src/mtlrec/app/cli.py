@@ -192,7 +192,9 @@ def _report(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from mtlrec.architectures import ARCHITECTURES
     from mtlrec.evaluation import METRICS
+    from mtlrec.features import ENCODERS
     from mtlrec.losses import LOSSES
+    from mtlrec.nn import SEQUENCE_ENCODERS
     from mtlrec.weighting import WEIGHTINGS
 
     for title, registry in (
@@ -200,6 +202,8 @@ def _list(args: argparse.Namespace) -> int:
         ("weightings", WEIGHTINGS),
         ("losses", LOSSES),
         ("metrics", METRICS),
+        ("feature kinds", ENCODERS),
+        ("sequence encoders", SEQUENCE_ENCODERS),
     ):
         print(f"{title}:")
         for name, entry in registry.items():

@@ -22,8 +22,10 @@ WEIGHT_SUFFIX = ".weight"
 
 
 class MultiValuedEncoder(Encoder):
-    """A list column (tags) → (N, L) int64 ids padded with 0, their (N,) lengths and, with
-    ``kv_separator``, (N, L) float32 weights.
+    """A list column (tags) → (N, L) padded ids, (N,) lengths and optional per-value weights.
+
+    Emits (N, L) int64 ids padded with 0, their (N,) int64 lengths and, with ``kv_separator``, (N, L)
+    float32 weights.
 
     In CSV a cell holds the values joined by ``separator`` (``a|b|c``; an empty cell is an empty list);
     Parquet holds ``list<string>`` or ``list<int>``. With ``kv_separator`` every value carries a

@@ -37,8 +37,9 @@ class SequenceField:
 
 
 class SequenceEncoder(Encoder):
-    """Aligned list columns (item ids, their categories, ...) → per field (N, L) int64 ids, most recent
-    first, padded with 0, and the (N,) lengths.
+    """Aligned list columns (item ids, their categories) → per field (N, L) ids, most recent first.
+
+    Emits per field (N, L) int64 ids padded with 0, and the (N,) lengths.
 
     Every field of a row must have the same number of values (position i of each describes the same
     event); a row where they differ is an error naming the file, row and columns. A sequence longer

@@ -78,8 +78,10 @@ class SequencePooling(nn.Module):
 
 
 class TargetAttention(nn.Module):
-    """Target attention of the Deep Interest Network (Zhou et al., KDD 2018, "Deep Interest Network for
-    Click-Through Rate Prediction", Sec. 4.3 and Fig. 2).
+    """DIN target attention: the candidate weighs each past item (Zhou et al., KDD 2018).
+
+    Zhou, Zhu, Song, Fan, Zhu, Ma, Yan, Jin, Li, Gai: "Deep Interest Network for Click-Through Rate
+    Prediction", KDD 2018, Sec. 4.3 and Fig. 2.
 
     Each position j of the sequence (the user's past items k_j) gets a weight from an MLP ("activation
     unit") over [q, k_j, q − k_j, q ⊙ k_j], q the candidate's embedding; the output is Σ_j w_j k_j.
