@@ -415,3 +415,43 @@ def test_atomic_write_gives_the_permissions_of_a_plain_open(tmp_path):
     atomic = tmp_path / "atomic.txt"
     atomic_write(atomic, lambda tmp: tmp.write_text("x"))
     assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
+LISTS = {"user": pa.string(), "tags": pa.list_(pa.string())}
+
+
+def test_list_columns_from_csv_text_split_on_each_columns_separator(tmp_path):
+    path = write_lines(tmp_path / "tags.csv", ["user,tags,cats", "u1, a | b ,x;y", "u2,,", "u3,NA,z", "u4,c||d,"])
+    table = read_table(path, {**LISTS, "cats": pa.list_(pa.string())}, separators={"cats": ";"})
+    assert table.schema.field("tags").type == pa.list_(pa.string())
+    assert table.column("tags").to_pylist() == [["a", "b"], None, None, ["c", "", "d"]]  # empty and null: no values
+    assert table.column("cats").to_pylist() == [["x", "y"], None, ["z"], None]
+
+
+def test_list_columns_from_parquet_lists_or_text(tmp_path):
+    path = tmp_path / "tags.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "user": ["u1", "u2"],
+                "tags": pa.array([[3, 4], None], pa.list_(pa.int64())),
+                "text": ["a|b", ""],
+                "large": pa.array([["x"], []], pa.large_list(pa.string())),
+            }
+        ),
+        path,
+    )
+    wanted = {**LISTS, "text": pa.list_(pa.string()), "large": pa.list_(pa.string())}
+    table = read_table(path, wanted)
+    assert table.column("tags").to_pylist() == [["3", "4"], None]
+    assert table.column("text").to_pylist() == [["a", "b"], None]
+    assert table.column("large").to_pylist() == [["x"], []]
+
+
+def test_a_column_that_is_no_list_is_named(tmp_path):
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"user": ["u1"], "tags": [1.5], "floats": pa.array([[1.5]])}), path)
+    with pytest.raises(DataError, match=r"column 'tags' has type double; a list feature reads a list column"):
+        read_table(path, LISTS)
+    with pytest.raises(DataError, match=r"column .floats. has type list<.*: double>; list values must be strings"):
+        read_table(path, {"floats": pa.list_(pa.string())})

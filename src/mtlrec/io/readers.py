@@ -21,6 +21,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from mtlrec.errors import DataError
+from mtlrec.io.lists import ListSplitting, cast_list
 
 _NUMBER_PATTERN = r"^\s*[-+]?((\d+\.?\d*)|(\.\d+))([eE][-+]?\d+)?\s*$|^\s*[-+]?(inf|infinity|nan)\s*$"
 
@@ -126,35 +127,11 @@ def _iter_parquet(
         yield pa.RecordBatch.from_arrays(arrays, names=list(columns))
 
 
-@dataclass(frozen=True)
-class ListSplitting:
-    """How list columns written as text are split: separator by column (``|`` for the others)."""
-
-    separators: dict[str, str]
-    strip: bool = True
-
-    def split(self, name: str, array: pa.Array) -> pa.Array:
-        """A string column → ``list<string>`` (see :func:`split_text_lists`)."""
-        return split_text_lists(array, self.separators.get(name, "|"), self.strip)
-
-
-def split_text_lists(array: pa.Array | pa.ChunkedArray, separator: str, strip: bool = True) -> pa.Array:
-    """Strings such as ``a|b|c`` → ``list<string>``: the values between separators (stripped of spaces
-    when ``strip``); an empty string or a null is a null list (no values)."""
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks() if array.num_chunks else pa.array([], pa.string())
-    array = pc.cast(array, pa.string())
-    lists = pc.split_pattern(pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array), separator)
-    if not strip or len(lists) == 0:
-        return lists
-    return pa.ListArray.from_arrays(lists.offsets, pc.utf8_trim_whitespace(lists.values), mask=lists.is_null())
-
-
 def _cast_column(path: Path, name: str, array: pa.Array, dtype: pa.DataType, lists: ListSplitting) -> pa.Array:
     if array.type == dtype:
         return array
     if pa.types.is_list(dtype):
-        return _cast_list(path, name, array, dtype, lists)
+        return cast_list(path, name, array, dtype, lists)
     if pa.types.is_string(dtype) and not (
         pa.types.is_integer(array.type)
         or pa.types.is_string(array.type)
@@ -171,23 +148,6 @@ def _cast_column(path: Path, name: str, array: pa.Array, dtype: pa.DataType, lis
         return pc.cast(array, dtype)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise DataError(f"{path}: column '{name}' of type {array.type} cannot be read as {dtype} ({exc})") from None
-
-
-def _cast_list(path: Path, name: str, array: pa.Array, dtype: pa.DataType, lists: ListSplitting) -> pa.Array:
-    """A list column read from a list of ids/strings, or from text joined by the column's separator."""
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
-    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-        return lists.split(name, pc.cast(array, pa.string()))
-    kind = array.type
-    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)):
-        raise DataError(
-            f"{path}: column '{name}' has type {kind}; a list feature reads a list column or text such as 'a|b|c'"
-        )
-    value_type = kind.value_type
-    if not (pa.types.is_integer(value_type) or pa.types.is_string(value_type) or pa.types.is_large_string(value_type)):
-        raise DataError(f"{path}: column '{name}' has type {kind}; list values must be strings or integers")
-    return pc.cast(array, dtype)
 
 
 def _iter_csv(

@@ -66,14 +66,15 @@ class ModelInputs(nn.Module):
         self.dense = list(dense)
         self.groups = {name: list(members) for name, members in groups.items()}
         self.id_groups = dict(id_groups or {})
-        widths = {lookup.input: embeddings.output_dim(lookup.input) for lookup in embeddings.lookups}
+        pooled = [lookup for lookup in embeddings.lookups if lookup.pooling is not None or lookup.lengths is None]
+        widths = {lookup.input: embeddings.output_dim(lookup.input) for lookup in pooled}  # not sequence fields
         widths.update({name: 1 for name in self.dense})
         widths.update({s.name: self.encoders[s.name].output_dim() for s in self.sequences})
         unknown = sorted({m for members in self.groups.values() for m in members} - set(widths))
         if unknown:
             raise ValueError(f"feature groups name unknown member(s) {unknown}")
         self.widths = {group: sum(widths[m] for m in members) for group, members in self.groups.items()}
-        single = {lookup.input for lookup in embeddings.lookups if lookup.pooling is None}
+        single = {lookup.input for lookup in embeddings.lookups if lookup.lengths is None}
         kinds = {name: "embedded" if name in single else "dense" if name in self.dense else "value" for name in widths}
         self.segments = {group: _segments(members, kinds) for group, members in self.groups.items()}
 

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mtlrec.errors import RequestError
+from mtlrec.serving.columns import json_kind, lists_to_arrow, to_arrow
 
 TOP_LEVEL_KEYS = ("context", "candidates", "request_id")
 _SHOWN = 5  # how many names an error message lists before "..."
@@ -66,7 +66,10 @@ class ParsedRequest:
         """Every input column with one row per candidate (the context's values repeated)."""
         repeat = pa.array(np.zeros(self.rows, dtype=np.int64))
         own = set(self.candidates.column_names)
-        columns = [self.candidates.column(n) if n in own else self.context.column(n).take(repeat) for n in self.columns]
+        columns = [
+            self.candidates.column(name) if name in own else self.context.column(name).take(repeat)
+            for name in self.columns
+        ]
         return pa.Table.from_arrays(columns, names=list(self.columns))
 
 
@@ -148,8 +151,8 @@ class RequestReader:
 
     def _arrow(self, values: list[Any], name: str, dtype: pa.DataType, where: Callable[[int], str]) -> pa.Array:
         if pa.types.is_list(dtype):
-            return _lists_to_arrow(values, self.separators.get(name, "|"), where)
-        return _to_arrow(values, dtype, where)
+            return lists_to_arrow(values, self.separators.get(name, "|"), where)
+        return to_arrow(values, dtype, where)
 
     def _check_unknown(self, context: dict[str, Any], candidates: list[dict[str, Any]], given: set[str]) -> None:
         fields = [f"context.{key}" for key in context if key not in self.input_columns]
@@ -168,7 +171,7 @@ class RequestReader:
 def _split_document(document: Any, max_candidates: int) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
     if not isinstance(document, dict):
         raise RequestError(
-            422, f"the body must be a JSON object with {', '.join(TOP_LEVEL_KEYS)}; got {_kind(document)}"
+            422, f"the body must be a JSON object with {', '.join(TOP_LEVEL_KEYS)}; got {json_kind(document)}"
         )
     extra = [key for key in document if key not in TOP_LEVEL_KEYS]
     if extra:
@@ -176,12 +179,12 @@ def _split_document(document: Any, max_candidates: int) -> tuple[dict[str, Any],
     context = document.get("context")
     context = {} if context is None else context
     if not isinstance(context, dict):
-        raise RequestError(422, f"context: expected an object, got {_kind(context)}", ["context"])
+        raise RequestError(422, f"context: expected an object, got {json_kind(context)}", ["context"])
     if "candidates" not in document:
         raise RequestError(422, "candidates: missing; send a list of candidate objects", ["candidates"])
     candidates = document["candidates"]
     if not isinstance(candidates, list):
-        raise RequestError(422, f"candidates: expected an array, got {_kind(candidates)}", ["candidates"])
+        raise RequestError(422, f"candidates: expected an array, got {json_kind(candidates)}", ["candidates"])
     if len(candidates) > max_candidates:
         raise RequestError(
             413, f"candidates: {len(candidates)} candidates, more than the limit of {max_candidates}", ["candidates"]
@@ -189,11 +192,11 @@ def _split_document(document: Any, max_candidates: int) -> tuple[dict[str, Any],
     if not all(map(isinstance, candidates, repeat(dict))):
         row = next(i for i, candidate in enumerate(candidates) if not isinstance(candidate, dict))
         raise RequestError(
-            422, f"candidates[{row}]: expected an object, got {_kind(candidates[row])}", [f"candidates[{row}]"]
+            422, f"candidates[{row}]: expected an object, got {json_kind(candidates[row])}", [f"candidates[{row}]"]
         )
     request_id = document.get("request_id")
     if request_id is not None and not isinstance(request_id, str):
-        raise RequestError(422, f"request_id: expected a string, got {_kind(request_id)}", ["request_id"])
+        raise RequestError(422, f"request_id: expected a string, got {json_kind(request_id)}", ["request_id"])
     return context, candidates, request_id
 
 
@@ -221,101 +224,6 @@ def _values(name: str, context: dict[str, Any], candidates: list[dict[str, Any]]
 def _locator(name: str, candidates: list[dict[str, Any]]) -> Callable[[int], str]:
     """The JSON path a row's value of ``name`` came from (only called on the error path)."""
     return lambda row: f"candidates[{row}].{name}" if name in candidates[row] else f"context.{name}"
-
-
-def _to_arrow(values: list[Any], dtype: pa.DataType, where: Callable[[int], str]) -> pa.Array:
-    """Convert one column in a single pyarrow call; fall back to a value-by-value check when it fails."""
-    try:
-        array = pa.array(values, type=dtype)  # strings: only str/None pass; numbers: int/float/None (and bool)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        if pa.types.is_string(dtype):  # integer ids: one more vectorised try before the careful path
-            try:
-                array = pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-                return _convert_each(values, dtype, where)
-            if array.type == pa.int64():
-                return array.cast(dtype)
-        return _convert_each(values, dtype, where)
-    if pa.types.is_floating(dtype) and any(map(isinstance, values, repeat(bool))):
-        return _convert_each(values, dtype, where)  # pyarrow reads booleans as 0/1: reject them by name
-    return array
-
-
-def _lists_to_arrow(values: list[Any], separator: str, where: Callable[[int], str]) -> pa.Array:
-    """A list column (``list<string>``): per row a JSON array of strings/integers, its text form, or null."""
-    if all(value is None or type(value) is list for value in values):
-        try:
-            array = pa.array(values)  # arrays of strings or of integers: one call
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            array = None
-        if array is not None and pa.types.is_list(array.type) and _id_values(array.type.value_type):
-            return pc.cast(array, pa.list_(pa.string()))
-    rows: list[list[str] | None] = []
-    for row, value in enumerate(values):
-        if value is None or type(value) is str:
-            rows.append(None if not value else [part.strip() for part in value.split(separator)])
-        elif type(value) is list:
-            rows.append([_list_element(element, f"{where(row)}[{index}]") for index, element in enumerate(value)])
-        else:
-            raise RequestError(
-                422,
-                f"{where(row)}: expected an array of strings or integers (or text joined by {separator!r}), "
-                f"got {_kind(value)}",
-                [where(row)],
-            )
-    return pa.array(rows, type=pa.list_(pa.string()))
-
-
-def _id_values(dtype: pa.DataType) -> bool:
-    return pa.types.is_integer(dtype) or pa.types.is_string(dtype) or pa.types.is_null(dtype)
-
-
-def _list_element(value: Any, field: str) -> str | None:
-    if value is None or type(value) is str:
-        return value
-    if type(value) is int:
-        return str(value)
-    raise RequestError(422, f"{field}: expected a string or an integer, got {_kind(value)}", [field])
-
-
-def _convert_each(values: list[Any], dtype: pa.DataType, where: Callable[[int], str]) -> pa.Array:
-    textual = pa.types.is_string(dtype)
-    numeric = pa.types.is_floating(dtype)
-    if not (textual or numeric):  # a column type the reader has no JSON rule for: let pyarrow decide
-        try:
-            return pa.array(values, type=dtype)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
-            raise RequestError(422, f"{where(0)}: values do not convert to {dtype}: {exc}", [where(0)]) from None
-    converted: list[Any] = []
-    for row, value in enumerate(values):
-        kind = type(value)
-        if value is None or (textual and kind is str) or (numeric and kind is float):
-            converted.append(value)
-        elif kind is int:
-            converted.append(str(value) if textual else _as_float(value, where(row)))
-        else:
-            expected = "a string, an integer or null" if textual else "a number or null"
-            raise RequestError(422, f"{where(row)}: expected {expected}, got {_kind(value)}", [where(row)])
-    return pa.array(converted, type=dtype)
-
-
-def _as_float(value: int, field: str) -> float:
-    try:
-        return float(value)
-    except OverflowError:
-        raise RequestError(422, f"{field}: the integer is too large for a number", [field]) from None
-
-
-def _kind(value: Any) -> str:
-    names = {
-        str: "a string",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        list: "an array",
-        dict: "an object",
-    }
-    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _names(items: list[str]) -> str:
