@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     bodies = {size: json.dumps({"context": context, "candidates": rows[:size]}).encode() for size in sizes}
     carried = {size: json.dumps({"candidates": [{**row, **context} for row in rows[:size]]}).encode() for size in sizes}
 
-    with _server(args.artifact, args.threads, max(sizes), max(map(len, bodies.values()))) as url:
+    largest = max(len(body) for body in [*bodies.values(), *carried.values()])
+    with _server(args.artifact, args.threads, max(sizes), largest) as url:
         result = {
             "artifact": str(args.artifact),
             "server_threads": args.threads,

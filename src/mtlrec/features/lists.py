@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mtlrec.io import split_text_lists
+from mtlrec.io import split_text_lists, string_lists
 
 KEEP = ("first", "last")
 
@@ -41,8 +41,8 @@ class Jagged:
             column = column.combine_chunks() if column.num_chunks else pa.array([], pa.list_(pa.string()))
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             column = split_text_lists(column, separator)
-        elif not pa.types.is_string(column.type.value_type):
-            column = pc.cast(column, pa.list_(pa.string()))
+        else:
+            column = string_lists(column)
         lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False).astype(np.int64)
         return cls(pc.list_flatten(column), lengths)
 

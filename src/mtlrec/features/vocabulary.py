@@ -49,6 +49,7 @@ class Vocabulary:
         self.hash_buckets = hash_buckets
         self.vocabulary_: list[str] | None = None
         self._value_set: pa.Array | None = None
+        self._ids: dict[str, int] | None = None
 
     @property
     def fitted(self) -> bool:
@@ -91,12 +92,26 @@ class Vocabulary:
         return VocabularyFit(self, max_distinct_values, label)
 
     def transform(self, column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        """Ids (N,) int64 for a string column; unseen values and nulls map to OOV (1)."""
+        """Ids (N,) int64 for a string column; unseen values and nulls map to OOV (1).
+
+        A large column is matched against the vocabulary in one pyarrow call (``index_in``, which hashes
+        the whole vocabulary each time); a column much shorter than the vocabulary (a request's few
+        values against a million ids) is looked up value by value in a dict built once.
+        """
         self._check_fitted()
         if self.hash_buckets is not None:
             return _hash_ids(column, self.hash_buckets)
+        if len(column) * 4 < len(self.vocabulary_ or []):
+            ids = self._id_map()
+            return np.fromiter((ids.get(value, OOV_ID) for value in column.to_pylist()), np.int64, len(column))
         positions = pc.index_in(column, value_set=self._value_set)
         return pc.fill_null(positions, -1).to_numpy(zero_copy_only=False).astype(np.int64) + FIRST_ID
+
+    def _id_map(self) -> dict[str, int]:
+        """{value: id}, built once (the first short lookup)."""
+        if self._ids is None:
+            self._ids = {value: index for index, value in enumerate(self.vocabulary_ or [], start=FIRST_ID)}
+        return self._ids
 
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
@@ -112,6 +127,7 @@ class Vocabulary:
     def _set_vocabulary(self, vocabulary: list[str]) -> None:
         self.vocabulary_ = vocabulary
         self._value_set = pa.array(vocabulary, type=pa.string())
+        self._ids = None
 
     def _check_fitted(self) -> None:
         if not self.fitted:

@@ -14,9 +14,9 @@ from itertools import repeat
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mtlrec.errors import RequestError
+from mtlrec.io import string_lists
 
 
 def to_arrow(values: list[Any], dtype: pa.DataType, where: Callable[[int], str]) -> pa.Array:
@@ -45,7 +45,7 @@ def lists_to_arrow(values: list[Any], separator: str, where: Callable[[int], str
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             array = None
         if array is not None and pa.types.is_list(array.type) and _id_values(array.type.value_type):
-            return pc.cast(array, pa.list_(pa.string()))
+            return string_lists(array)
     rows: list[list[str] | None] = []
     for row, value in enumerate(values):
         if value is None or type(value) is str:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from mtlrec.errors import DataError, RunDirError
 from mtlrec.export import FEATURES, RUNTIMES, read_manifest
 from mtlrec.features import FeaturePipeline
-from mtlrec.io import CsvFormat, split_text_lists
+from mtlrec.io import CsvFormat, split_text_lists, string_lists
 
 
 class Predictor:
@@ -197,6 +197,8 @@ def _cast(column: pa.ChunkedArray, dtype: pa.DataType, name: str, source: str, s
         return column
     if pa.types.is_list(dtype) and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return split_text_lists(column, separator)
+    if pa.types.is_list(dtype) and pa.types.is_list(column.type):
+        return pa.chunked_array([string_lists(column)])
     if pa.types.is_dictionary(column.type):
         column = pc.cast(column, column.type.value_type)
     try:

@@ -244,3 +244,15 @@ def test_fit_on_all_null_column_gives_empty_vocabulary():
     assert encoder.vocabulary_ == []
     assert encoder.num_ids == 2
     assert encoder.transform(pa.array(["a", None])).tolist() == [OOV_ID, OOV_ID]
+
+
+def test_a_short_column_against_a_large_vocabulary_gives_the_same_ids_as_a_long_one():
+    vocabulary = Vocabulary().fit(pa.array([f"v{i}" for i in range(1000)] * 2))
+    probe = ["v5", None, "unknown", "v999", "", "v0"]
+    short = vocabulary.transform(pa.array(probe, pa.string()))  # 6 values against 1000: the dict path
+    long = vocabulary.transform(pa.array(probe * 200, pa.string()))[:6]  # 1200 values: one pyarrow call
+    np.testing.assert_array_equal(short, long)
+    assert short.tolist() == [vocabulary.vocabulary_.index("v5") + 2, OOV_ID, OOV_ID,
+                              vocabulary.vocabulary_.index("v999") + 2, OOV_ID, vocabulary.vocabulary_.index("v0") + 2]
+    chunked = pa.chunked_array([pa.array(probe[:2], pa.string()), pa.array(probe[2:], pa.string())])
+    np.testing.assert_array_equal(vocabulary.transform(chunked), short)
