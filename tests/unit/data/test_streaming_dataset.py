@@ -112,3 +112,48 @@ def test_a_label_error_names_the_row_within_the_file_not_within_the_batch(tmp_pa
     pq.write_table(table, tmp_path / "t.parquet", row_group_size=30)
     with pytest.raises(DataError, match=r"t\.parquet: label column 'click' value 3\.0 at data row 78 "):
         fit_streaming(_pipeline(), list_fragments(tmp_path / "t.parquet"), FitSettings(read_batch_rows=8))
+
+
+def test_streamed_batches_equal_the_in_memory_encoding_for_every_feature_kind(tmp_path):
+    """No shuffling, one fragment, one batch of every row: the stream's inputs are the in-memory ones."""
+    from mtlrec.data import ReadOptions, encode, read_split
+    from mtlrec.features import CrossEncoder, MultiValuedEncoder, SequenceEncoder, SequenceField, Vocabulary
+
+    def pipeline() -> FeaturePipeline:
+        item = Vocabulary()
+        encoders = [
+            CategoricalEncoder("item", table="item", vocabulary=item),
+            NumericEncoder("price", buckets=3),
+            MultiValuedEncoder("tags", kv_separator=":"),
+            SequenceEncoder("hist", [SequenceField("item", "hist", "item", item)], max_length=3, recent="last"),
+            CrossEncoder("item_x_user", ["item", "user"], hash_buckets=13),
+        ]
+        return FeaturePipeline(encoders, [LabelSpec("click", "click", BinaryLabel())])
+
+    rng = np.random.default_rng(0)
+    rows = 200
+    table = pa.table(
+        {
+            "item": [f"i{v}" for v in rng.integers(0, 20, rows)],
+            "user": [f"u{v}" for v in rng.integers(0, 5, rows)],
+            "price": rng.lognormal(size=rows),
+            "tags": [[f"t{t}:{w:.1f}" for t, w in zip(rng.integers(0, 6, n), rng.uniform(0.1, 2, n))]
+                     for n in rng.integers(0, 4, rows)],
+            "hist": pa.array([[f"i{v}" for v in rng.integers(0, 20, n)] for n in rng.integers(0, 6, rows)]),
+            "click": rng.integers(0, 2, rows) * 1.0,
+        }
+    )
+    path = tmp_path / "log.parquet"
+    pq.write_table(table, path)
+    memory_pipeline = pipeline()
+    raw = read_split(path, memory_pipeline, ReadOptions(), with_labels=True)
+    memory_pipeline.fit(raw.table, raw.labels)
+    expected = encode(raw, memory_pipeline).rows
+    fitted, fragments = fit_streaming(pipeline(), list_fragments(path), FitSettings())
+    assert fitted.to_dict() == memory_pipeline.to_dict()
+    stream = StreamingDataset(fragments, fitted, StreamSettings(batch_size=rows, shuffle_buffer_rows=0))
+    (batch,) = list(stream.epoch(0))
+    assert list(batch.inputs) == list(expected.inputs)
+    for name, value in expected.inputs.items():
+        np.testing.assert_array_equal(batch.inputs[name].numpy(), value.numpy(), err_msg=name)
+    np.testing.assert_array_equal(batch.labels["click"].numpy(), expected.labels["click"].numpy())
