@@ -22,6 +22,7 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from mtlrec.app.cli import main
+from mtlrec.errors import DataError
 from mtlrec.serving import Predictor
 from mtlrec.serving.http import create_app, running
 
@@ -257,3 +258,9 @@ def test_bad_list_values_are_named_and_the_server_keeps_serving(served, context_
         assert response.json()["fields"] == [field]
     long_history = {**context, "hist_item_ids": list(range(40)), "hist_cate_ids": list(range(40))}
     assert client.post("/v1/predict", json={"context": long_history, "candidates": [candidate]}).status_code == 200
+
+
+def test_a_column_given_neither_once_nor_per_candidate_is_named(served):
+    _, predictor = served
+    with pytest.raises(DataError, match=r"request: missing column\(s\) 'category_id', 'price'"):
+        predictor.predict_shared(pa.table({"item_id": [1]}), pa.table({"user_id": [2]}))

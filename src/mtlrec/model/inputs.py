@@ -66,8 +66,9 @@ class ModelInputs(nn.Module):
         self.dense = list(dense)
         self.groups = {name: list(members) for name, members in groups.items()}
         self.id_groups = dict(id_groups or {})
-        pooled = [lookup for lookup in embeddings.lookups if lookup.pooling is not None or lookup.lengths is None]
-        widths = {lookup.input: embeddings.output_dim(lookup.input) for lookup in pooled}  # not sequence fields
+        # members: single ids and pooled bags (not the fields of a sequence: its encoder's output is one)
+        members = [lookup for lookup in embeddings.lookups if lookup.pooling is not None or lookup.lengths is None]
+        widths = {lookup.input: embeddings.output_dim(lookup.input) for lookup in members}
         widths.update({name: 1 for name in self.dense})
         widths.update({s.name: self.encoders[s.name].output_dim() for s in self.sequences})
         unknown = sorted({m for members in self.groups.values() for m in members} - set(widths))
@@ -104,7 +105,6 @@ class ModelInputs(nn.Module):
         groups.update({group: inputs[name] for group, name in self.id_groups.items()})
         rows = common_rows(list(groups.values()))
         return {group: expand_rows(tensor, rows) for group, tensor in groups.items()}
-
 
     def _encode(
         self, sequence: SequenceInput, embedded: Embeddings, inputs: Mapping[str, torch.Tensor]

@@ -137,6 +137,7 @@ class EmbeddingCollection(nn.Module):
             weight = nn.Parameter(torch.empty(max(start, 1), dim))
             nn.init.normal_(weight, std=0.01)
             self.weights[_key(dim)] = weight
+        self.by_width = {dim: [lk for lk in self.lookups if self.tables[lk.table].dim == dim] for dim in dims}
         self._offset_rows: dict[str, torch.Tensor] = {}
 
     def output_dim(self, name: str) -> int:
@@ -150,9 +151,10 @@ class EmbeddingCollection(nn.Module):
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> Embeddings:
         """Embeddings keyed by input name: (B, E) for single ids and bags, (B, L, E) for sequences."""
         out = Embeddings({}, {}, {}, {})
-        for dim in sorted({self.tables[lookup.table].dim for lookup in self.lookups}):
-            lookups = [lookup for lookup in self.lookups if self.tables[lookup.table].dim == dim]
+        for dim, lookups in self.by_width.items():
             ids = [inputs[lookup.input] for lookup in lookups]
+            if not ids:
+                continue
             if same_rows(ids):
                 self._gather_together(dim, lookups, inputs, out)
             else:  # padded, one gather per input: rows shared by every candidate beside theirs, or export

@@ -156,6 +156,9 @@ class Predictor:
         columns repeated.
         """
         shared = set(context.column_names)
+        missing = [name for name in self._columns if name not in shared | set(candidates.column_names)]
+        if missing:
+            raise DataError(f"{source}: missing column(s) {', '.join(repr(m) for m in missing)}")
         context = self.conform(context, source, required=False)
         candidates = self.conform(candidates, source, required=False)
         repeat = pa.array(np.zeros(candidates.num_rows, dtype=np.int64))
