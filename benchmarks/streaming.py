@@ -1,9 +1,9 @@
 """Streaming against in-memory training: peak RSS at 10M rows, samples/s where both fit, as JSON lines.
 
-    .venv/bin/python benchmarks/streaming.py --data /work/bench_data/synth_10m.parquet \
-        --compare-data /work/bench_data/synth_1m.parquet --repeats 3
+    .venv/bin/python benchmarks/streaming.py --data bench_data/synth_10m.parquet \
+        --compare-data bench_data/synth_1m.parquet --repeats 3
 
-Missing data files are generated first (``synth_parquet.py``, chunked; keep them outside the repo).
+Missing data files are generated first (``synth_parquet.py``, chunked; ``bench_data/`` is git-ignored).
 Every measurement runs in a fresh process, so its peak RSS (``ru_maxrss``, the high-water mark of
 the resident set) is its own: the feature fit, the data (in memory, or the stream's shuffle buffer
 and prefetch queue), the model and one epoch of MMoE (``benchmarks/configs/synth_mmoe.yaml``).

@@ -8,7 +8,7 @@ behind the dense columns, a random tanh layer, and per-task directions sharing h
 Rows are generated ``--chunk-rows`` at a time, each chunk from its own seeded generator, so memory
 stays bounded and the file is deterministic. Each chunk becomes one Parquet row group.
 
-    .venv/bin/python benchmarks/synth_parquet.py --rows 10000000 --out /work/bench_data/synth_10m.parquet
+    .venv/bin/python benchmarks/synth_parquet.py --rows 10000000 --out bench_data/synth_10m.parquet
 """
 
 from __future__ import annotations
@@ -125,6 +125,7 @@ def chunk(model: HiddenModel, seed: int, index: int, rows: int) -> pa.Table:
 def write(path: str | Path, rows: int, seed: int = 0, chunk_rows: int = 500_000) -> None:
     """Write ``rows`` rows to ``path`` (atomically), one row group per chunk."""
     model = draw_model(seed)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
 
     def write_chunks(tmp: Path) -> None:
         writer = None

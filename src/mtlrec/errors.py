@@ -15,7 +15,18 @@ class ConfigError(MtlrecError):
 
 
 class DataError(MtlrecError):
-    """A data file is missing or malformed; the message names the file, row and/or column."""
+    """A data file is missing or malformed; the message names the file, row and/or column.
+
+    Args:
+        message: the paragraph shown to the user.
+        column: the offending column, when one is known (the server names it as a request field).
+        row: the 0-based row of the offending value among the rows encoded together, when known.
+    """
+
+    def __init__(self, message: str, column: str | None = None, row: int | None = None):
+        super().__init__(message)
+        self.column = column
+        self.row = row
 
 
 class RunDirError(MtlrecError):

@@ -66,5 +66,21 @@ def test_aitm_learns_the_funnel(tmp_path, cascade):
 
 
 def test_masked_cvr_learns_on_clicked_rows_only(tmp_path, cascade):
-    metrics = _train("mmoe_masked_cvr", cascade, tmp_path / "masked")["test"]
+    """CVR is P(conversion | click): on clicked rows its mean matches their conversion rate (trained on every
+    row it would match the far lower rate per impression), and its AUC counts clicked rows only."""
+    run = tmp_path / "masked"
+    metrics = _train("mmoe_masked_cvr", cascade, run)["test"]
     assert metrics["ctr"]["auc"] > 0.6 and metrics["cvr"]["auc"] > 0.55
+    scores_path = tmp_path / "scores.parquet"
+    assert main(["predict", str(run), "--data", str(cascade), "--output", str(scores_path)]) == 0
+    cvr = pq.read_table(scores_path).column("cvr").to_numpy()
+    labels = pq.read_table(cascade, columns=["click", "conversion"])
+    click = labels.column("click").to_numpy() == 1
+    conversion = labels.column("conversion").to_numpy() == 1
+    rate_on_clicks, rate_overall = conversion[click].mean(), conversion.mean()
+    assert rate_on_clicks > 3 * rate_overall  # the two hypotheses are far apart
+    assert abs(cvr[click].mean() - rate_on_clicks) < 0.25 * rate_on_clicks
+    evaluated = tmp_path / "eval.json"
+    assert main(["evaluate", str(run), "--data", str(cascade), "--output", str(evaluated)]) == 0
+    result = json.loads(evaluated.read_text())["cvr"]["auc"]
+    assert result == pytest.approx(roc_auc_score(conversion[click], cvr[click]), abs=1e-6)

@@ -132,6 +132,18 @@ def test_bad_requests_name_the_field_and_the_model_keeps_serving(client, rows):
     assert client.post("/v1/predict", json={"candidates": rows[:3]}).status_code == 200
 
 
+@pytest.mark.parametrize("age", [1.7e308, -1e41])
+def test_a_value_out_of_float32_range_after_its_transform_is_422_naming_the_field(client, rows, age):
+    """age is standardised: (1.7e308 - mean) / std is finite in float64 but not in the model's float32."""
+    response = client.post("/v1/predict", json={"candidates": [rows[0], {**rows[1], "age": age}]})
+    assert response.status_code == 422, response.text
+    assert response.json()["fields"] == ["candidates[1].age"] and "out of range" in response.json()["detail"]
+    candidates = [{k: v for k, v in row.items() if k != "age"} for row in rows[:2]]
+    response = client.post("/v1/predict", json={"context": {"age": age}, "candidates": candidates})
+    assert response.status_code == 422 and response.json()["fields"] == ["context.age"]
+    assert client.post("/v1/predict", json={"candidates": [{**rows[1], "age": 1e6}]}).status_code == 200
+
+
 def test_metadata_names_tasks_inputs_fusion_and_the_model_digest(client, exported):
     metadata = client.get("/v1/metadata").json()
     digest = hashlib.sha256((exported["artifact"] / "model.onnx").read_bytes()).hexdigest()

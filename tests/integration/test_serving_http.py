@@ -129,6 +129,26 @@ def test_bad_requests_get_a_4xx_naming_the_field_and_the_server_keeps_serving(fo
     assert formula_server.get("/healthz").json() == {"status": "ok"}
 
 
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+)
+def test_a_body_not_declared_as_json_is_415(formula_server, content_type):
+    headers = {} if content_type is None else {"content-type": content_type}
+    response = formula_server.post("/v1/predict", content=json.dumps({"candidates": [GOOD]}), headers=headers)
+    assert response.status_code == 415 and "Content-Type: application/json" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON", "application/x+json"])
+def test_json_content_types_with_parameters_or_a_suffix_are_accepted(formula_server, content_type):
+    body = json.dumps({"candidates": [GOOD]})
+    response = formula_server.post("/v1/predict", content=body, headers={"content-type": content_type})
+    assert response.status_code == 200, response.text
+
+
+def test_the_spec_lists_415(formula_server):
+    assert "415" in formula_server.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]["responses"]
+
+
 def test_a_body_over_the_limit_is_413_by_length_or_by_bytes_read(formula_server):
     big = json.dumps({"candidates": [{**GOOD, "item": "x" * 200}] * 30}).encode()
     assert len(big) > 4096

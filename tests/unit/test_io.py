@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import json
 import math
 import os
 import re
@@ -22,6 +23,7 @@ from mtlrec.io import (
     infer_format,
     iter_record_batches,
     read_table,
+    strict_json,
     write_table,
 )
 
@@ -135,12 +137,23 @@ def test_parquet_reads_requested_columns_and_casts_types(tmp_path):
     assert table.column("city").to_pylist() == ["a", "b", "a"]
 
 
-def test_parquet_with_explicit_format_and_odd_name(tmp_path):
+def test_a_file_with_an_odd_name_is_read_by_its_content(tmp_path):
+    """``data.bin`` holding Parquet and ``data.gz`` holding gzipped CSV: the format is sniffed."""
+    parquet = tmp_path / "data.bin"
+    pq.write_table(pa.table({"user": ["x"], "price": [0.5]}), parquet)
+    assert read_table(parquet, COLUMNS).to_pylist() == [{"user": "x", "price": 0.5}]
+    assert read_table(parquet, COLUMNS, file_format="parquet").to_pylist() == [{"user": "x", "price": 0.5}]
+    text = tmp_path / "data.gz"
+    text.write_bytes(gzip.compress(b"user,price\nx,0.5\n"))
+    assert infer_format(text) == "csv"
+    assert read_table(text, COLUMNS).to_pylist() == [{"user": "x", "price": 0.5}]
+
+
+def test_a_binary_file_with_an_odd_name_asks_for_the_format(tmp_path):
     path = tmp_path / "data.bin"
-    pq.write_table(pa.table({"user": ["x"], "price": [0.5]}), path)
-    with pytest.raises(DataError, match="format"):
-        read_table(path, COLUMNS)
-    assert read_table(path, COLUMNS, file_format="parquet").to_pylist() == [{"user": "x", "price": 0.5}]
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(DataError, match="set data.format"):
+        infer_format(path)
 
 
 def test_parquet_float_column_as_categorical_is_an_error(tmp_path):
@@ -455,3 +468,49 @@ def test_a_column_that_is_no_list_is_named(tmp_path):
         read_table(path, LISTS)
     with pytest.raises(DataError, match=r"column .floats. has type list<.*: double>; list values must be strings"):
         read_table(path, {"floats": pa.list_(pa.string())})
+
+
+@pytest.mark.parametrize("row", ['"y,1.5', 'y,"1.5', 'y,1.5"x"'], ids=["first", "last", "inner"])
+def test_an_unclosed_quote_names_the_line_where_it_opens(tmp_path, row):
+    path = tmp_path / "d.csv"
+    path.write_text("user,price\n" + "x,0.5\n" * 3 + row + "\n" + "z,2.5\n" * 5)
+    with pytest.raises(DataError, match=r"line 5\b"):
+        read_table(path, COLUMNS)
+
+
+def test_an_unclosed_quote_in_a_last_column_not_read_is_not_a_silent_loss_of_rows(tmp_path):
+    """The quote swallows every following line into one value of ``note`` (no column is short): an error."""
+    path = tmp_path / "d.csv"
+    path.write_text("user,price,note\n" + "x,0.5,ok\n" * 3 + 'y,1.5,"oops\n' + "z,2.5,ok\n" * 5)
+    with pytest.raises(DataError, match=r"a quote opens at line 5 and does not close"):
+        read_table(path, COLUMNS)
+
+
+def test_an_empty_file_says_so(tmp_path):
+    for name, content in [("empty.csv", b""), ("blank.csv.gz", gzip.compress(b"\n"))]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(DataError, match=f"{name}: the file is empty"):
+            read_table(tmp_path / name, COLUMNS)
+
+
+def test_a_truncated_gzip_is_named(tmp_path):
+    path = tmp_path / "d.csv.gz"
+    whole = gzip.compress(("user,price\n" + "".join(f"u{i},{i}.5\n" for i in range(50_000))).encode())
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"d\.csv\.gz: the file is truncated or corrupt"):
+        read_table(path, COLUMNS)
+
+
+def test_a_missing_relative_path_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        DataError, match=re.escape(f"data file not found: nope.csv (looked for {tmp_path / 'nope.csv'})")
+    ):
+        read_table("nope.csv", COLUMNS)
+
+
+def test_strict_json_writes_null_for_non_finite_values_and_names_their_paths():
+    text, undefined = strict_json({"valid": {"click": {"auc": math.nan, "loss": 0.5}}, "rows": [1.0, math.inf]})
+    assert json.loads(text) == {"valid": {"click": {"auc": None, "loss": 0.5}}, "rows": [1.0, None]}
+    assert undefined == ["valid.click.auc", "rows[1]"]
+    assert strict_json({"a": 1})[1] == []

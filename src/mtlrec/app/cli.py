@@ -15,6 +15,18 @@ from mtlrec.errors import MtlrecError
 
 log = logging.getLogger("mtlrec")
 
+#: Packages of the optional extras (pyproject.toml), by the import name a missing one raises.
+OPTIONAL_PACKAGES = {
+    "onnx": "serve",
+    "onnxscript": "serve",
+    "onnxruntime": "serve",
+    "fastapi": "serve",
+    "starlette": "serve",
+    "uvicorn": "serve",
+    "orjson": "serve",
+    "matplotlib": "report",
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -24,6 +36,20 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except MtlrecError as exc:
         print(f"mtlrec: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if exc.name not in OPTIONAL_PACKAGES:
+            raise
+        extra = OPTIONAL_PACKAGES[exc.name]
+        print(
+            f"mtlrec: error: `mtlrec {args.command}` needs the package '{exc.name}' of the optional '{extra}' "
+            f"extra; install it with: pip install 'mtlrec[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as exc:  # a path that cannot be written or read (a file where a directory goes, no permission)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mtlrec: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mtlrec: interrupted", file=sys.stderr)
@@ -62,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("run_dir", metavar="PATH", help="a run directory, or an artifact directory (mtlrec export)")
     predict.add_argument("--data", required=True)
     predict.add_argument("--output", "-o", required=True, help=".parquet or .csv")
-    predict.add_argument("--threads", type=int, help="artifact only: runtime threads (default: every core)")
+    predict.add_argument("--threads", type=int, help="model threads (default: every core for an artifact)")
+    predict.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     predict.set_defaults(handler=_predict)
 
     export = commands.add_parser(
@@ -125,6 +152,7 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from mtlrec.app import api
     from mtlrec.config import load_config
+    from mtlrec.io import strict_json
 
     config = load_config(args.config, args.set)
     metrics = api.train(
@@ -135,16 +163,18 @@ def _train(args: argparse.Namespace) -> int:
         show_progress_bar=False if args.no_progress else None,
     )
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns the metrics; rank 0 prints them
-        print(json.dumps(metrics, indent=1))
+        print(strict_json(metrics)[0])
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from mtlrec.app import api
-    from mtlrec.io import atomic_write
+    from mtlrec.app.runs import log_undefined
+    from mtlrec.io import atomic_write, strict_json
 
     metrics = api.evaluate_run(args.run_dir, args.data)
-    text = json.dumps(metrics, indent=1)
+    text, undefined = strict_json(metrics)
+    log_undefined(args.data, undefined)
     if args.output:
         atomic_write(args.output, lambda tmp: tmp.write_text(text))
     print(text)
@@ -154,7 +184,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from mtlrec.app import api
 
-    rows = api.predict_run(args.run_dir, args.data, args.output, args.threads)
+    rows = api.predict_run(args.run_dir, args.data, args.output, args.threads, args.overwrite)
     log.info("wrote %d predictions to %s", rows, args.output)
     return 0
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +19,13 @@ from mtlrec.app.run_files import RunFiles
 from mtlrec.config import Config, config_to_dict, validate_config
 from mtlrec.errors import ConfigError, RunDirError
 from mtlrec.features import FeaturePipeline
-from mtlrec.io import atomic_write
+from mtlrec.io import atomic_write, strict_json
 from mtlrec.training import load_weights
+
+log = logging.getLogger("mtlrec")
+
+#: The data keys that name files (a file, a directory or a glob).
+DATA_FILE_KEYS = ("train", "valid", "test")
 
 
 def load_run(run_dir: str | Path) -> tuple[Config, FeaturePipeline, torch.nn.Module]:
@@ -82,6 +90,8 @@ def write_summary(rows: list[dict[str, Any]], prefix: str | Path) -> None:
 
 
 def prepare_run_dir(files: RunFiles, config: Config, resume: bool, overwrite: bool) -> None:
+    """Check the directory can take this run (or resume it), remove what a killed writer left half-written,
+    and save the resolved config."""
     resolved = config_to_dict(config)
     if resume:
         if not files.config.is_file():
@@ -93,8 +103,21 @@ def prepare_run_dir(files: RunFiles, config: Config, resume: bool, overwrite: bo
             "or another --output directory"
         )
     files.root.mkdir(parents=True, exist_ok=True)
+    remove_temporaries(files.root)
     text = yaml.safe_dump(resolved, sort_keys=False)
     atomic_write(files.config, lambda tmp: tmp.write_text(text))
+
+
+def remove_temporaries(root: Path) -> None:
+    """Delete the hidden ``.NAME.*.tmp`` files an atomic write leaves when its process is killed mid-write."""
+    stale = sorted(root.glob(".*.tmp"))
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d half-written file(s) a killed run left in %s", len(stale), root)
 
 
 def _read_saved_config(files: RunFiles) -> dict[str, Any]:
@@ -123,9 +146,26 @@ def _read_saved_config(files: RunFiles) -> dict[str, Any]:
     return config_to_dict(config)
 
 
+def absolute_data_paths(config: Config) -> Config:
+    """``config`` with ``data.train``/``valid``/``test`` made absolute (against the working directory), so that
+    the run's saved config finds its data from any directory (``mtlrec export`` and ``evaluate`` read it)."""
+    return config.model_copy(update={"data": config.data.model_copy(update=_absolute(config_to_dict(config)["data"]))})
+
+
+def _absolute(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: os.path.abspath(data[key]) for key in DATA_FILE_KEYS if data.get(key) is not None}
+
+
+def comparable_config(resolved: dict[str, Any]) -> dict[str, Any]:
+    """A JSON copy of a resolved config with absolute data paths, for comparing a saved config with the
+    current one (a run saved before paths were stored absolute compares equal)."""
+    copy = json.loads(json.dumps(resolved))
+    copy.get("data", {}).update(_absolute(copy.get("data", {})))
+    return copy
+
+
 def _check_same_config(saved: dict[str, Any], current: dict[str, Any]) -> None:
-    saved = json.loads(json.dumps(saved))
-    current = json.loads(json.dumps(current))
+    saved, current = comparable_config(saved), comparable_config(current)
     for side in (saved, current):
         side.get("train", {}).pop("epochs", None)
         side.get("train", {}).pop("device", None)  # a run may resume on another device
@@ -140,5 +180,18 @@ def _check_same_config(saved: dict[str, Any], current: dict[str, Any]) -> None:
 
 
 def write_json(path: Path, value: Any) -> None:
-    text = json.dumps(value, indent=1)
+    """Write ``value`` as strict JSON; an undefined (NaN) metric becomes ``null`` and the log says why."""
+    text, undefined = strict_json(value)
+    log_undefined(path, undefined)
     atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def log_undefined(where: str | Path, undefined: list[str]) -> None:
+    """Say which values were written as ``null`` because they are undefined, and what makes a metric so."""
+    if undefined:
+        log.warning(
+            "%s: %s undefined (NaN), written as null; a ranking metric (AUC, GAUC) is undefined when its split "
+            "holds one class only of the task, or no labelled row",
+            where,
+            ", ".join(undefined),
+        )

@@ -12,8 +12,10 @@ from typing import Any
 import torch
 
 from mtlrec.app import build
+from mtlrec.app.outputs import check_output_file
 from mtlrec.app.run_files import RunFiles
-from mtlrec.app.runs import load_run, prepare_run_dir, write_json
+from mtlrec.app.run_lock import run_dir_lock
+from mtlrec.app.runs import absolute_data_paths, load_run, prepare_run_dir, write_json
 from mtlrec.config import Config
 from mtlrec.data import encode, read_split
 from mtlrec.evaluation import evaluate, predict_scores
@@ -43,9 +45,14 @@ def train(
     ``train.epochs`` may differ from the saved config).
     """
     build.check_config(config)
+    config = absolute_data_paths(config)
     files = RunFiles(Path(output))
     # under torchrun: every rank trains, rank 0 alone writes (see mtlrec.training.distributed)
-    with distributed_session(config.train.device) as context, main_rank_logging(context):
+    with (
+        distributed_session(config.train.device) as context,
+        main_rank_logging(context),
+        run_dir_lock(files.root) if context.is_main else contextlib.nullcontext(),
+    ):
         if context.is_main:
             prepare_run_dir(files, config, resume, overwrite)
         context.barrier()
@@ -92,20 +99,30 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path) -> dict[str, dict[s
     )
 
 
-def predict_run(run_dir: str | Path, data_path: str | Path, output: str | Path, threads: int | None = None) -> int:
+def predict_run(
+    run_dir: str | Path, data_path: str | Path, output: str | Path, threads: int | None = None, overwrite: bool = False
+) -> int:
     """Write one score column per task for every row of ``data_path``; returns the row count.
 
     Binary and regression tasks give a float column; a multi-class task gives a fixed-size list of its
     C class probabilities (Parquet), in the order of ``label.classes``. ``run_dir`` may also be an
     artifact directory (``mtlrec export``): the file is then streamed through the exported model, and
-    the fused ``score`` column follows the tasks' (``threads``: its runtime's threads).
+    the fused ``score`` column follows the tasks'. ``threads``: the model's threads (the artifact's
+    runtime, or torch's). The output is written to a temporary file renamed into place; it may not be
+    the input, and an existing one is replaced only with ``overwrite``.
+
+    Raises:
+        RunDirError: the output is the input, a directory, or exists without ``overwrite``.
     """
     from mtlrec.app.deploy import predict_artifact
     from mtlrec.export import is_artifact
     from mtlrec.serving.batch import score_table
 
+    check_output_file(output, data_path, overwrite)
     if is_artifact(run_dir):
         return predict_artifact(run_dir, data_path, output, threads)
+    if threads:
+        torch.set_num_threads(threads)
     config, pipeline, model = load_run(run_dir)
     raw = read_split(data_path, pipeline, build.read_options(config), with_labels=False)
     scores = predict_scores(

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mtlrec.errors import RunDirError
+
 
 def available_cores() -> int:
     """CPU cores this process may run on."""
@@ -44,7 +46,10 @@ class OnnxRuntimeModel:
         # idle threads sleep instead of spinning: on a few cores the spinning steals CPU from the
         # reading/encoding thread of batch prediction (or a web server's event loop)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
+            raise RunDirError(f"{path}: not a loadable ONNX model ({type(exc).__name__}: {exc})") from None
         self.input_names = [node.name for node in self.session.get_inputs()]
         self.output_names = [node.name for node in self.session.get_outputs()]
 
@@ -67,7 +72,10 @@ class TorchScriptModel:
             torch.set_num_threads(threads)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 marks torch.jit deprecated; it works
-            self.module = torch.jit.load(str(path), map_location="cpu")
+            try:
+                self.module = torch.jit.load(str(path), map_location="cpu")
+            except (RuntimeError, ValueError) as exc:
+                raise RunDirError(f"{path}: not a TorchScript archive ({str(exc).splitlines()[0]})") from None
         self.module.eval()
         self.input_names = list(input_names or [])
 

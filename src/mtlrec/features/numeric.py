@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mtlrec.errors import DataError
 from mtlrec.features.encoder import Encoder, FitLimits, InputSpec, Table
 from mtlrec.features.statistics import Moments, Reservoir
 from mtlrec.features.vocabulary import FIRST_ID, VocabularyFit
@@ -110,7 +111,23 @@ class NumericEncoder(Encoder):
             return {self.name: ids}
         if self.standardize:
             shaped = (shaped - self.mean_) / self.std_
-        return {self.name: shaped.astype(np.float32)}
+        with np.errstate(over="ignore"):  # an overflow is reported below, naming the row
+            values = shaped.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise self._out_of_range(table, values, source)
+        return {self.name: values}
+
+    def _out_of_range(self, table: Table, values: np.ndarray, source: str) -> DataError:
+        """The error for a value whose transform leaves float32 (``1.7e308`` standardised is ``inf``)."""
+        row = int(np.flatnonzero(~np.isfinite(values))[0])
+        raw = column_to_float(table.column(self.column))[row]
+        return DataError(
+            f"{source}: column '{self.column}', row {row + 1}: the value {raw:.6g} is out of range for feature "
+            f"'{self.name}': after its transform it is not a finite float32 (|x| < 3.4e38); remove the value or "
+            "clip it (log1p: true keeps large values finite)",
+            column=self.column,
+            row=row,
+        )
 
     def inputs(self) -> list[InputSpec]:
         if self.produces_ids:

@@ -1,5 +1,6 @@
 """File input/output through pyarrow (CSV and Parquet), streamed in record batches."""
 
+from mtlrec.io.json_text import strict_json
 from mtlrec.io.lists import split_text_lists, string_lists
 from mtlrec.io.readers import CsvFormat, ReadReport, infer_format, iter_record_batches, read_table
 from mtlrec.io.sources import Fragment, count_rows, epoch_shard, expand_paths, iter_fragment, list_fragments
@@ -19,6 +20,7 @@ __all__ = [
     "list_fragments",
     "read_table",
     "split_text_lists",
+    "strict_json",
     "string_lists",
     "write_table",
 ]

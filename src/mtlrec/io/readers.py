@@ -46,8 +46,22 @@ class ReadReport:
     skipped_examples: list[str] = field(default_factory=list)
 
 
+def looked_for(path: Path) -> str:
+    """`` (looked for /abs/path)`` for a relative path that was not found: says which directory it was tried in."""
+    return "" if path.is_absolute() else f" (looked for {path.absolute()})"
+
+
 def infer_format(path: str | Path) -> str:
-    """``csv`` or ``parquet`` from the file name (``.csv``, ``.csv.gz``, ``.tsv``, ``.parquet``, ``.pq``)."""
+    """``csv`` or ``parquet`` from the file name (see :func:`format_from_name`), or, for another name
+    (``data.gz``), from the content: Parquet starts with ``PAR1``, CSV is text."""
+    found = format_from_name(path) or _sniff(Path(path))
+    if found is None:
+        raise DataError(f"{path}: cannot tell the format from the file name; set data.format to csv or parquet")
+    return found
+
+
+def format_from_name(path: str | Path) -> str | None:
+    """``csv`` or ``parquet`` from the name (``.csv``, ``.csv.gz``, ``.tsv``, ``.parquet``, ``.pq``), else None."""
     name = str(path).lower()
     for suffix in (".gz", ".bz2", ".zst"):
         name = name.removesuffix(suffix)
@@ -55,7 +69,21 @@ def infer_format(path: str | Path) -> str:
         return "parquet"
     if name.endswith((".csv", ".tsv", ".txt", ".data", ".test")):
         return "csv"
-    raise DataError(f"{path}: cannot tell the format from the file name; set data.format to csv or parquet")
+    return None
+
+
+def _sniff(path: Path) -> str | None:
+    """``parquet`` or ``csv`` from a file's first bytes (decompressed by the extension), None if neither."""
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            head = stream.read(4096)
+    except (OSError, pa.ArrowException):
+        return None
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    text = head.decode("utf-8", errors="replace")  # a character cut at the 4 KiB boundary is replaced
+    binary = "\x00" in text or text.count("\ufffd") > 4
+    return None if binary or not text.strip() else "csv"
 
 
 def iter_record_batches(
@@ -89,7 +117,7 @@ def iter_record_batches(
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"data file not found: {path}")
+        raise DataError(f"data file not found: {path}{looked_for(path)}")
     file_format = file_format or infer_format(path)
     lists = ListSplitting(dict(separators or {}))
     if file_format == "parquet":
@@ -158,6 +186,8 @@ def _iter_csv(
     report: ReadReport,
     lists: ListSplitting,
 ) -> Iterator[pa.RecordBatch]:
+    if not _first_line(path).strip() and (fmt.header or not fmt.column_names):
+        raise DataError(f"{path}: the file is empty (no header and no rows)")
     header_names = _csv_header(path, fmt)
     _check_columns_present(path, columns, header_names)
     error_rows: list[str] = []
@@ -179,13 +209,14 @@ def _iter_csv(
     )
     parse_options = pa_csv.ParseOptions(delimiter=fmt.delimiter, invalid_row_handler=on_invalid_row)
     # With stripping on, every column is read as text, stripped, null-checked, then cast, so padded
-    # values such as " 5" or " ?" behave as in the file's intent.
+    # values such as " 5" or " ?" behave as in the file's intent. The last column is read (as text if
+    # not asked for) to see an unclosed quote there: it swallows the following lines without an error.
+    last = header_names[-1]
+    types = {name: pa.string() if fmt.strip_whitespace or not pa.types.is_floating(t) else pa.float64()
+             for name, t in columns.items()}
     convert_options = pa_csv.ConvertOptions(
-        include_columns=list(columns),
-        column_types={
-            name: pa.string() if fmt.strip_whitespace or not pa.types.is_floating(t) else pa.float64()
-            for name, t in columns.items()
-        },
+        include_columns=list(dict.fromkeys([*columns, last])),
+        column_types={last: pa.string(), **types},
         null_values=list(fmt.null_values),
         strings_can_be_null=True,
         quoted_strings_can_be_null=True,
@@ -197,9 +228,33 @@ def _iter_csv(
         null_values = pa.array(list(fmt.null_values), pa.string())
         lists = ListSplitting(lists.separators, fmt.strip_whitespace)
         for batch in reader:
+            _check_quotes(path, batch.column(last))
             yield _finish_csv_batch(path, batch, columns, fmt, null_values, lists)
     except pa.ArrowInvalid as exc:
         raise _explain_csv_error(path, str(exc), error_rows, fmt) from None
+    except OSError as exc:  # a truncated or corrupt compressed stream
+        raise DataError(f"{path}: the file is truncated or corrupt ({exc}); write it again") from None
+
+
+def _check_quotes(path: Path, last_column: pa.Array) -> None:
+    """A last-column value spanning lines means a quote opened there and never closed: pyarrow then reads the
+    rest of the file as that value. (Elsewhere an unclosed quote leaves a row short of columns: an error.)"""
+    if pa.types.is_string(last_column.type) and pc.any(pc.match_substring(last_column, "\n")).as_py():
+        line = _unclosed_quote_line(path)
+        where = f"at line {line}" if line else "in the file"
+        raise DataError(
+            f"{path}: a quote opens {where} and does not close on its line, so the following lines were read "
+            "as one value; close the quote (or quote the whole value)"
+        )
+
+
+def _unclosed_quote_line(path: Path) -> int | None:
+    """1-based line where the first quote that is not closed on its own line opens (error path only)."""
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.count('"') % 2:
+                return number
+    return None
 
 
 def _finish_csv_batch(
@@ -256,7 +311,7 @@ def _first_line(path: Path) -> str:
         with _open_text(path) as handle:
             return handle.readline()
     except (OSError, EOFError, UnicodeDecodeError, pa.ArrowException) as exc:
-        raise DataError(f"{path}: cannot read the file ({exc})") from None
+        raise DataError(f"{path}: cannot read the file; it is truncated or corrupt ({exc})") from None
 
 
 def _open_text(path: Path) -> io.TextIOWrapper:
@@ -275,10 +330,14 @@ def _check_columns_present(path: Path, columns: dict[str, pa.DataType], availabl
 
 def _explain_csv_error(path: Path, message: str, error_rows: list[str], fmt: CsvFormat) -> DataError:
     if error_rows:
-        line = _find_line_number(path, error_rows[-1])
+        row = error_rows[-1]
+        spans_lines = "\n" in row.rstrip("\r\n")  # an unclosed quote joined this line to the next ones
+        line = _find_line_number(path, row.splitlines()[0] if spans_lines else row)
         where = f"line {line}" if line else "a line"
+        quote = " (a quote opens there and does not close on its line)" if spans_lines else ""
+        detail = message.removeprefix("CSV parse error: ").split("\n")[0]
         return DataError(
-            f"{path}: malformed row at {where}: {message.removeprefix('CSV parse error: ')}. "
+            f"{path}: malformed row at {where}{quote}: {detail}. "
             "Fix the file, or set data.csv.bad_rows: skip to drop such rows (they are counted in the log)."
         )
     match = re.search(r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'", message)

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mtlrec.errors import DataError
-from mtlrec.io.readers import CsvFormat, ReadReport, infer_format, iter_record_batches
+from mtlrec.io.readers import CsvFormat, ReadReport, format_from_name, infer_format, iter_record_batches, looked_for
 
 _GLOB_CHARACTERS = set("*?[")
 
@@ -66,7 +66,7 @@ def expand_paths(spec: str | Path) -> list[Path]:
         if not files:
             raise DataError(f"{spec}: no file matches this pattern")
         return files
-    raise DataError(f"data file not found: {path}")
+    raise DataError(f"data file not found: {path}{looked_for(path)}")
 
 
 def list_fragments(spec: str | Path, file_format: str | None = None) -> list[Fragment]:
@@ -141,8 +141,5 @@ def epoch_shard(fragments: list[Fragment], seed: int, epoch: int, rank: int, wor
 
 
 def _known(path: Path) -> bool:
-    try:
-        infer_format(path)
-    except DataError:
-        return False
-    return True
+    """Whether a directory's file is data by its name (``notes.md`` beside the parts is not)."""
+    return format_from_name(path) is not None

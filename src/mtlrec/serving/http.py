@@ -3,9 +3,9 @@
 Endpoints: ``POST /v1/predict`` (context + candidates → each candidate's task scores, fused score
 and rank), ``GET /healthz``, ``GET /v1/metadata`` (tasks, inputs, fusion, model version, limits),
 ``GET /openapi.json`` and ``/docs``. Every error is ``{"detail": message, "fields": [json paths]}``
-with a 4xx status for bad requests (400 malformed JSON, 413 too large, 422 invalid content) and 500
-when prediction itself fails; the server keeps serving either way. Decoding, validation and the
-model run in the threadpool, so the event loop stays free for other requests (``/healthz``).
+with a 4xx status for bad requests (400 malformed JSON, 413 too large, 415 not declared as JSON, 422
+invalid content) and 500 when prediction itself fails; the server keeps serving either way. Decoding,
+validation and the model run in the threadpool, so the event loop stays free for other requests.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CANDIDATES = 1000
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
-_ERRORS = {status: {"model": ErrorResponse} for status in (400, 413, 422, 500)}
+_ERRORS = {status: {"model": ErrorResponse} for status in (400, 413, 415, 422, 500)}
 
 
 class ScoringPredictor(Protocol):
@@ -104,6 +104,7 @@ def create_app(
         openapi_extra={"requestBody": _request_body()},
     )
     async def predict(request: Request) -> Response:
+        _check_json_content_type(request)
         body = await _read_body(request, max_body_bytes)
         content = await run_in_threadpool(_score, predictor, reader, version, body)
         return Response(content, media_type="application/json")
@@ -150,10 +151,19 @@ def _predict(predictor: ScoringPredictor, parsed: ParsedRequest) -> dict[str, np
     try:
         return predictor.predict_shared(parsed.candidates, parsed.context, "request")  # null = unknown, by design
     except DataError as exc:
-        raise RequestError(422, str(exc)) from None
+        raise RequestError(422, str(exc), _fields(exc, parsed)) from None
     except Exception as exc:
         log.exception("prediction failed on a request of %d candidates", parsed.rows)
         raise RequestError(500, f"prediction failed: {type(exc).__name__}: {exc}") from None
+
+
+def _fields(error: DataError, parsed: ParsedRequest) -> list[str]:
+    """The request field a data error names: ``context.age``, or ``candidates[3].age`` (none if unknown)."""
+    if error.column is None:
+        return []
+    if error.column in parsed.context.column_names:
+        return [f"context.{error.column}"]
+    return [f"candidates[{error.row or 0}].{error.column}"]
 
 
 def _candidates(outputs: dict[str, np.ndarray], tasks: list[str], rows: int) -> list[dict[str, Any]]:
@@ -178,6 +188,15 @@ def _json_values(values: np.ndarray) -> list[Any]:
     if values.ndim == 1:
         return [value if math.isfinite(value) else None for value in values.tolist()]
     return [[v if math.isfinite(v) else None for v in row] for row in values.tolist()]
+
+
+def _check_json_content_type(request: Request) -> None:
+    """Refuse with 415 a body not declared as JSON (``application/json``, or ``application/<x>+json``)."""
+    declared = request.headers.get("content-type", "")
+    kind, _, subtype = declared.split(";")[0].strip().lower().partition("/")
+    if kind != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        shown = f"'{declared}'" if declared else "none"
+        raise RequestError(415, f"the body must be JSON sent with Content-Type: application/json (got {shown})")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

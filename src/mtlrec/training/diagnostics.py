@@ -31,7 +31,7 @@ from mtlrec.evaluation.diagnostics import (
     gate_statistics,
     label_correlation,
 )
-from mtlrec.io import atomic_write
+from mtlrec.io import atomic_write, strict_json
 from mtlrec.weighting.base import task_gradients
 
 log = logging.getLogger("mtlrec.train")
@@ -229,7 +229,7 @@ class DiagnosticsRecorder:
         self.data["step_stride"] = self.stride
 
     def _write(self) -> None:
-        text = json.dumps(self.data, indent=1, allow_nan=False)
+        text, _ = strict_json(self.data)  # a diverged (NaN) loss is recorded as null
         atomic_write(self.path, lambda tmp: tmp.write_text(text))
 
     def _to_tensorboard(self, record: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -13,8 +14,9 @@ from torch import nn
 
 from mtlrec.data.batch import Batch, EncodedData
 from mtlrec.data.sources import InMemorySource, TrainSource
+from mtlrec.errors import DataError
 from mtlrec.evaluation.selection import SelectionCriterion
-from mtlrec.io import atomic_write
+from mtlrec.io import atomic_write, strict_json
 from mtlrec.losses import Loss, task_losses
 from mtlrec.training.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from mtlrec.training.diagnostics import DiagnosticsRecorder
@@ -27,6 +29,15 @@ from mtlrec.training.schedule import lr_factor
 from mtlrec.weighting import WeightingStrategy
 
 log = logging.getLogger("mtlrec.train")
+
+
+def _classes(task: str, labels: torch.Tensor) -> str:
+    """``task 'click': 812 labelled rows, one class only (1)``: what makes a ranking metric undefined."""
+    present = labels[~torch.isnan(labels)]
+    classes = sorted({float(v) for v in present.unique().tolist()})
+    shown = ", ".join(f"{v:g}" for v in classes)
+    kind = "one class only" if len(classes) == 1 else "no labelled row" if not classes else "classes"
+    return f"task '{task}': {present.numel()} labelled row(s), {kind} ({shown})"
 
 
 class TrainingFiles(Protocol):
@@ -179,6 +190,8 @@ class Trainer:
     def fit(self, train: EncodedData | TrainSource, valid: EncodedData | None, resume: bool = False) -> TrainResult:
         """Train for the configured epochs (stopping early on the validation metric); keep the best weights."""
         start_epoch = self._resume() if resume else 0
+        if not resume and valid is not None and self.settings.selection is not None:
+            self._check_criterion_defined(valid)
         if self.diagnostics is not None:
             self.diagnostics.begin(train, start_epoch)
         if self.stopper.should_stop:
@@ -198,7 +211,8 @@ class Trainer:
                 )
             value, constraints_met = self._selection_value(record)
             improved = self.stopper.update(value, epoch, constraints_met)
-            if improved and self.context.is_main:
+            undefined = self.stopper.best_epoch < 0  # no epoch had a defined criterion yet: keep the latest
+            if (improved or undefined) and self.context.is_main:
                 save_weights(self.model, self.files.weights)
             self.history.append(record)
             self._log_epoch(record, improved)
@@ -215,7 +229,34 @@ class Trainer:
                 self.settings.selection.describe(),
                 self.stopper.best_epoch + 1,
             )
+        if self.stopper.best_epoch < 0 and self.history:
+            log.warning("the selection criterion was undefined (NaN) at every epoch; the last epoch's weights are kept")
+            return TrainResult(self.history[-1]["epoch"] - 1, None, self.history)
         return TrainResult(self.stopper.best_epoch, self.stopper.best, self.history)
+
+    def _check_criterion_defined(self, valid: EncodedData) -> None:
+        """Stop before training when the selection criterion cannot be computed on the validation split.
+
+        It is evaluated once with the initial model: a metric that is NaN then (an AUC of a task with one
+        class only in the split, a GAUC without a group holding both classes) stays NaN whatever the model
+        learns, and no epoch could ever be selected.
+
+        Raises:
+            DataError: naming the undefined metrics and, for each task, its labelled rows and classes.
+        """
+        metrics = evaluate_sharded(
+            self.model, valid, self.losses, self.metric_names, self.settings.eval_batch_size, self.context
+        )
+        if not math.isnan(self.settings.selection.evaluate(metrics)["criterion"]):
+            return
+        undefined = [f"{task}.{name}" for task, values in metrics.items() for name, v in values.items() if v != v]
+        reasons = [_classes(task, valid.labels[task]) for task in dict.fromkeys(n.split(".")[0] for n in undefined)]
+        raise DataError(
+            f"validation split: the model-selection criterion ({self.settings.selection.describe()}) is undefined: "
+            f"{', '.join(undefined)} cannot be computed ({'; '.join(reasons)}). Give a validation split with both "
+            "classes, select on another metric (train.early_stopping.metric), or set train.early_stopping: null "
+            "to keep the last epoch."
+        )
 
     def _selection_value(self, record: dict[str, Any]) -> tuple[float, bool]:
         """The epoch's criterion value and whether it meets the constraints; records both as ``selection``."""
@@ -256,7 +297,7 @@ class Trainer:
             "history": json.dumps(self.history),
         }
         save_checkpoint(self.files.checkpoint, state)
-        text = json.dumps(self.history, indent=1)
+        text, _ = strict_json(self.history)  # an undefined metric is null (the epoch log shows it as nan)
         atomic_write(self.files.history, lambda tmp: tmp.write_text(text))
 
     def _resume(self) -> int:

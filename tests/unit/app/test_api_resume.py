@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mtlrec.app.run_files import RunFiles
-from mtlrec.app.runs import prepare_run_dir
+from mtlrec.app.runs import absolute_data_paths, comparable_config, prepare_run_dir
 from mtlrec.config import Config, config_to_dict, validate_config
 from mtlrec.errors import ConfigError
 
@@ -96,3 +96,18 @@ def test_an_unreadable_saved_config_is_a_config_error_naming_the_file(tmp_path, 
     files = run_dir(tmp_path, text)
     with pytest.raises(ConfigError, match=re.escape(str(files.config))):
         prepare_run_dir(files, current_config(), resume=True, overwrite=False)
+
+
+def test_relative_data_paths_are_saved_absolute_and_compare_equal_to_them(tmp_path, monkeypatch):
+    """A run saved with relative paths (before they were stored absolute) resumes, and compare/reproduce
+    reuse it: both compare configs with the paths made absolute against the working directory."""
+    monkeypatch.chdir(tmp_path)
+    config = current_config()
+    absolute = absolute_data_paths(config)
+    assert (absolute.data.train, absolute.data.valid) == (str(tmp_path / "train.csv"), str(tmp_path / "valid.csv"))
+    files = run_dir(tmp_path, config_to_dict(config))
+    prepare_run_dir(files, absolute, resume=True, overwrite=False)
+    assert yaml.safe_load(files.config.read_text())["data"]["train"] == str(tmp_path / "train.csv")
+    assert comparable_config(config_to_dict(config)) == comparable_config(config_to_dict(absolute))
+    monkeypatch.chdir(tmp_path / "run")  # relative paths mean other files from another directory
+    assert comparable_config(config_to_dict(config)) != comparable_config(config_to_dict(absolute))

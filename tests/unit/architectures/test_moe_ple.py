@@ -1,11 +1,11 @@
-"""OMoE, multi-level MMoE, CGC and PLE against references written one expert and one gate at a time."""
+"""MMoE, OMoE, multi-level MMoE, CGC and PLE against references written one expert and one gate at a time."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from mtlrec.architectures import CGC, PLE, MultiLevelMMoE, OMoE
+from mtlrec.architectures import CGC, PLE, MMoE, MultiLevelMMoE, OMoE
 from mtlrec.architectures.ple import ExpertNet, ExtractionNetwork
 from mtlrec.nn import ParallelExperts
 
@@ -25,6 +25,24 @@ def _all_experts(experts: ParallelExperts, x: torch.Tensor) -> list[torch.Tensor
 
 def _mix(weights: torch.Tensor, outputs: list[torch.Tensor]) -> torch.Tensor:
     return sum(weights[:, e : e + 1] * output for e, output in enumerate(outputs))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_mmoe_equals_the_papers_equations_one_gate_and_expert_at_a_time(temperature):
+    """y_k = h^k(Σ_e g^k_e(x) f_e(x)), g^k(x) = softmax(W_gk x / τ): Ma et al. 2018, Eq. 4–5."""
+    torch.manual_seed(0)
+    model = MMoE(5, TASKS, num_experts=3, expert_hidden_units=[6, 4], tower_hidden_units=[3],
+                 gate_temperature=temperature)
+    x = torch.randn(7, 5)
+    experts = _all_experts(model.experts, x)
+    model.record_gates = True
+    outputs = model(x)
+    for task in TASKS:
+        gate = model.gates[task].linear
+        weights = torch.softmax((x @ gate.weight.T + gate.bias) / temperature, dim=-1)
+        torch.testing.assert_close(model.last_gate_weights[task], weights)
+        torch.testing.assert_close(outputs[task], model.towers[task](_mix(weights, experts)))
+    assert not torch.allclose(outputs["ctr"], model.towers["ctr"](_mix(model.gates["cvr"](x), experts)))  # own gate
 
 
 def test_omoe_gives_every_task_the_same_mixture():

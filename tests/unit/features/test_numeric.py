@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 from sklearn.preprocessing import StandardScaler
 
+from mtlrec.errors import DataError
 from mtlrec.features import NotFittedError, NumericEncoder
 
 INF = math.inf
@@ -95,6 +96,17 @@ def test_standardisation_by_hand():
     assert encoder.std_ == pytest.approx(math.sqrt(1.25))
     out = encoder.transform(table(column([2.5, 5.0, 0.0])))["x"]
     np.testing.assert_allclose(out, [0.0, 2.5 / math.sqrt(1.25), -2.5 / math.sqrt(1.25)], rtol=1e-6)
+
+
+def test_a_value_leaving_float32_after_the_transform_names_column_and_row():
+    """1e39 is a float64 but not a float32: the model input would be inf (an error, not a silent ±inf)."""
+    encoder = NumericEncoder("x").fit(table(column([1.0, 2.0, 3.0, 4.0])))
+    with pytest.raises(DataError, match=r"file\.csv: column 'x', row 3: the value 1e\+39 is out of range") as caught:
+        encoder.transform(table(column([1.0, 2.0, 1e39, -1e300])), "file.csv")
+    assert (caught.value.column, caught.value.row) == ("x", 2)
+    logged = NumericEncoder("x", log1p=True).fit(table(column([1.0, 2.0, 3.0, 4.0])))
+    assert np.isfinite(logged.transform(table(column([1e39, 1.7e308])))["x"]).all()  # log1p keeps them finite
+    assert np.isfinite(encoder.transform(table(column([1e30])))["x"]).all()
 
 
 def test_standardisation_matches_sklearn_standard_scaler():

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from mtlrec.app.run_files import RunFiles
+from mtlrec.app.runs import comparable_config
 from mtlrec.config import Config, config_to_dict
 from mtlrec.errors import ConfigError, RunDirError
 
@@ -91,8 +92,8 @@ def _check_saved_config(files: RunFiles, config: Config) -> None:
         raise RunDirError(
             f"{files.root} has metrics.json but no {files.config.name}; remove it or use another --output directory"
         )
-    saved = json.loads(json.dumps(yaml.safe_load(files.config.read_text())))
-    current = json.loads(json.dumps(config_to_dict(config)))
+    saved = comparable_config(yaml.safe_load(files.config.read_text()))
+    current = comparable_config(config_to_dict(config))
     if saved != current:
         differing = sorted(key for key in set(saved) | set(current) if saved.get(key) != current.get(key))
         raise ConfigError(
