@@ -107,6 +107,10 @@ class Column(Strict):
     column: str
     name: str | None = Field(None, description="The field's name (inputs are '<sequence>.<name>'); default: column.")
 
+    @property
+    def field_name(self) -> str:
+        return self.name or self.column
+
 
 class SequenceFieldConfig(VocabularyOptions, Column):
     """One aligned field of a sequence (e.g. the item ids, or their categories)."""
@@ -137,9 +141,14 @@ class SequenceFeature(Strict):
     separator: str = Field("|", min_length=1, description="Between values in a CSV cell (Parquet: list columns).")
     encoder: SequenceEncoderConfig = Field(default_factory=SequenceEncoderConfig)
 
+    @property
+    def field_inputs(self) -> list[str]:
+        """The model inputs of the fields, ``<sequence>.<field>``, in field order."""
+        return [f"{self.name}.{field.field_name}" for field in self.fields]
+
     @model_validator(mode="after")
     def _check(self) -> SequenceFeature:
-        names = [field.name or field.column for field in self.fields]
+        names = [field.field_name for field in self.fields]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates or "length" in names:
             raise ValueError(f"field names must be distinct and not 'length' (got {names})")

@@ -49,12 +49,16 @@ class CategoricalEncoder(Encoder):
     def vocabularies(self) -> dict[str, Vocabulary]:
         return {self.table: self.vocabulary}
 
+    def values(self, table: Table) -> pa.Array | pa.ChunkedArray:
+        """(N,) the values looked up in the vocabulary: the column itself (a cross joins its columns)."""
+        return table.column(self.column)
+
     def begin_fit(self, limits: FitLimits, counters: Mapping[str, VocabularyFit]) -> _CountValues:
-        return _CountValues(counters[self.table], self.column)
+        return _CountValues(counters[self.table], self)
 
     def transform(self, table: Table, source: str = "input") -> dict[str, np.ndarray]:
         self._check_fitted()
-        return {self.name: self.vocabulary.transform(table.column(self.column))}
+        return {self.name: self.vocabulary.transform(self.values(table))}
 
     def inputs(self) -> list[InputSpec]:
         return [InputSpec(self.name, self.name, "ids", "int64", (), self.table, self.vocabulary.num_ids)]
@@ -69,13 +73,13 @@ class CategoricalEncoder(Encoder):
 
 
 class _CountValues:
-    """Counts one string column into a vocabulary's counter."""
+    """Counts an encoder's values into its vocabulary's counter."""
 
-    def __init__(self, counter: VocabularyFit, column: str):
-        self.counter, self.column = counter, column
+    def __init__(self, counter: VocabularyFit, encoder: CategoricalEncoder):
+        self.counter, self.encoder = counter, encoder
 
     def update(self, table: Table, source: str = "training data") -> None:
-        self.counter.count(table.column(self.column))
+        self.counter.count(self.encoder.values(table))
 
     def finish(self) -> None:
         pass

@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mtlrec.features.encoder import Encoder, FitLimits, InputSpec, Table
-from mtlrec.features.vocabulary import Vocabulary, VocabularyFit
+from mtlrec.features.categorical import CategoricalEncoder
+from mtlrec.features.encoder import Table
+from mtlrec.features.vocabulary import Vocabulary
 
 #: Joins the crossed values (a control character that does not occur in ordinary ids).
 JOINER = "\x1f"
 
 
-class CrossEncoder(Encoder):
+class CrossEncoder(CategoricalEncoder):
     """Columns a, b, ... → one (N,) int64 id per combination of their values (OOV when any is null).
 
     The combination is the values joined by an ASCII unit separator, then mapped like a categorical
@@ -45,34 +45,24 @@ class CrossEncoder(Encoder):
     ):
         if len(columns) < 2:
             raise ValueError(f"cross '{name}' needs at least two columns, got {columns}")
-        self.name, self.crossed, self.table = name, list(columns), table or name
-        self.vocabulary = vocabulary or Vocabulary(min_count, max_vocab_size, hash_buckets)
-
-    @property
-    def fitted(self) -> bool:
-        return self.vocabulary.fitted
+        super().__init__(
+            name,
+            table=table,
+            vocabulary=vocabulary,
+            min_count=min_count,
+            max_vocab_size=max_vocab_size,
+            hash_buckets=hash_buckets,
+        )
+        self.crossed = list(columns)
 
     def columns(self) -> dict[str, pa.DataType]:
         return {column: pa.string() for column in self.crossed}
 
-    def vocabularies(self) -> dict[str, Vocabulary]:
-        return {self.table: self.vocabulary}
-
-    def combined(self, table: Table) -> pa.Array:
+    def values(self, table: Table) -> pa.Array:
         """(N,) strings: the crossed values joined by ``JOINER``; null where any is null."""
         columns = [table.column(name) for name in self.crossed]
         columns = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
         return pc.binary_join_element_wise(*columns, JOINER)
-
-    def begin_fit(self, limits: FitLimits, counters: Mapping[str, VocabularyFit]) -> _CrossFit:
-        return _CrossFit(self, counters[self.table])
-
-    def transform(self, table: Table, source: str = "input") -> dict[str, np.ndarray]:
-        self._check_fitted()
-        return {self.name: self.vocabulary.transform(self.combined(table))}
-
-    def inputs(self) -> list[InputSpec]:
-        return [InputSpec(self.name, self.name, "ids", "int64", (), self.table, self.vocabulary.num_ids)]
 
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
@@ -81,14 +71,3 @@ class CrossEncoder(Encoder):
     @classmethod
     def from_dict(cls, state: dict[str, Any], vocabularies: Mapping[str, Vocabulary]) -> CrossEncoder:
         return cls(state["name"], state["columns"], table=state["table"], vocabulary=vocabularies[state["table"]])
-
-
-class _CrossFit:
-    def __init__(self, encoder: CrossEncoder, counter: VocabularyFit):
-        self.encoder, self.counter = encoder, counter
-
-    def update(self, table: Table, source: str = "training data") -> None:
-        self.counter.count(self.encoder.combined(table))
-
-    def finish(self) -> None:
-        pass

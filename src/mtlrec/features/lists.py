@@ -38,7 +38,7 @@ class Jagged:
         """Split an Arrow list column (list or large_list, possibly chunked or sliced), or text lists
         joined by ``separator`` (``a|b|c``)."""
         if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks() if column.num_chunks else pa.array([], pa.list_(pa.string()))
+            column = column.combine_chunks()
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             column = split_text_lists(column, separator)
         else:

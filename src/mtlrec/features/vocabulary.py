@@ -203,7 +203,7 @@ def fnv1a_64(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     across processes and machines (unlike Python's ``hash``). Nulls hash like the empty string.
     """
     if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks else pa.array([], pa.string())
+        column = column.combine_chunks()
     strings = pc.cast(pc.fill_null(column, ""), pa.large_string())
     offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[strings.offset : strings.offset + len(strings) + 1]
     data_buffer = strings.buffers()[2]

@@ -27,7 +27,7 @@ def split_text_lists(array: pa.Array | pa.ChunkedArray, separator: str, strip: b
     """Strings such as ``a|b|c`` → ``list<string>``: the values between separators (stripped of spaces
     when ``strip``); an empty string or a null is a null list (no values)."""
     if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks() if array.num_chunks else pa.array([], pa.string())
+        array = array.combine_chunks()
     array = pc.cast(array, pa.string())
     lists = pc.split_pattern(pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array), separator)
     if not strip or len(lists) == 0:
@@ -42,7 +42,7 @@ def string_lists(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     histories, as a request brings); casting the flat values and keeping the offsets takes tens of µs.
     """
     if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks() if array.num_chunks else pa.array([], pa.list_(pa.string()))
+        array = array.combine_chunks()
     if pa.types.is_list(array.type) and pa.types.is_string(array.type.value_type):
         return array
     if not pa.types.is_list(array.type):  # large or fixed-size lists: rare, the general cast

@@ -22,10 +22,8 @@ import torch
 from torch import nn
 
 from mtlrec.nn.broadcast import same_rows, side_by_side
-from mtlrec.nn.jagged import JaggedRows, segment_max, segment_sum
+from mtlrec.nn.jagged import POOLINGS, JaggedRows, pool_jagged, pool_padded
 from mtlrec.nn.sparse_lookup import row_sparse_lookup
-
-POOLINGS = ("sum", "mean", "max")
 
 
 @dataclass(frozen=True)
@@ -160,7 +158,11 @@ class EmbeddingCollection(nn.Module):
             else:  # padded, one gather per input: rows shared by every candidate beside theirs, or export
                 for lookup, part in zip(lookups, ids):
                     vectors = self._gather(self.weights[_key(dim)], part + self.offsets[lookup.table])
-                    out.others[lookup.input] = self._pool_padded(lookup, vectors, inputs)
+                    out.others[lookup.input] = (
+                        vectors
+                        if lookup.pooling is None
+                        else pool_padded(vectors, inputs[lookup.lengths], lookup.pooling, _weights(lookup, inputs))
+                    )
         return out
 
     def _gather_together(
@@ -172,9 +174,9 @@ class EmbeddingCollection(nn.Module):
         lists = [lookup for lookup in lookups if lookup.lengths is not None]
         parts: list[torch.Tensor] = []
         if singles:
-            if any(inputs[lookup.input].dim() != 1 for lookup in singles):
-                wrong = next(lookup.input for lookup in singles if inputs[lookup.input].dim() != 1)
-                raise ValueError(f"lookup of '{wrong}': a list of ids needs its lengths input")
+            wrong = [lookup.input for lookup in singles if inputs[lookup.input].dim() != 1]
+            if wrong:
+                raise ValueError(f"lookup of '{wrong[0]}': a list of ids needs its lengths input")
             ids = torch.stack([inputs[lookup.input] for lookup in singles], dim=1)
             parts.append((ids + self._offsets(dim, singles, ids.device)).reshape(-1))
         positions: dict[str, JaggedRows] = {}
@@ -194,23 +196,10 @@ class EmbeddingCollection(nn.Module):
             if lookup.pooling is None:
                 out.sequences[lookup.input] = (values, rows)
             else:
-                out.others[lookup.input] = self._pool_jagged(lookup, values, rows, inputs)
-
-    def _pool_jagged(
-        self, lookup: Lookup, values: torch.Tensor, rows: JaggedRows, inputs: Mapping[str, torch.Tensor]
-    ) -> torch.Tensor:
-        """A bag's (T, E) values → (B, E)."""
-        if lookup.pooling == "max":
-            return segment_max(values, rows.rows, rows.batch)
-        weights = None if lookup.weights is None else rows.values(inputs[lookup.weights]).to(values.dtype)
-        pooled = segment_sum(values if weights is None else values * weights.unsqueeze(1), rows.rows, rows.batch)
-        if lookup.pooling == "sum":
-            return pooled
-        if weights is None:
-            total = inputs[lookup.lengths].to(values.dtype)
-        else:
-            total = segment_sum(weights, rows.rows, rows.batch)
-        return pooled / total.clamp_min(torch.finfo(values.dtype).tiny).unsqueeze(1)
+                weights = _weights(lookup, inputs)
+                out.others[lookup.input] = pool_jagged(
+                    values, rows, lookup.pooling, None if weights is None else rows.values(weights)
+                )
 
     def _gather(self, weight: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         if self.sparse and weight.requires_grad and torch.is_grad_enabled():
@@ -224,23 +213,6 @@ class EmbeddingCollection(nn.Module):
             offsets = [self.offsets[lookup.table] for lookup in lookups]
             self._offset_rows[key] = torch.tensor(offsets, dtype=torch.long, device=device)
         return self._offset_rows[key]
-
-    def _pool_padded(self, lookup: Lookup, vectors: torch.Tensor, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """A lookup's gathered (B, E) or (B, L, E) vectors → its embedding (a bag pooled over its valid positions)."""
-        if lookup.pooling is None:
-            return vectors
-        lengths = inputs[lookup.lengths]
-        mask = torch.arange(vectors.shape[1], device=vectors.device) < lengths.unsqueeze(1)  # (B, L)
-        if lookup.pooling == "max":
-            pooled = vectors.masked_fill(~mask.unsqueeze(2), float("-inf")).amax(dim=1)
-            return torch.where((lengths > 0).unsqueeze(1), pooled, torch.zeros_like(pooled))
-        weights = mask.to(vectors.dtype)
-        if lookup.weights is not None:
-            weights = weights * inputs[lookup.weights].to(vectors.dtype)
-        pooled = torch.matmul(weights.unsqueeze(1), vectors).squeeze(1)  # (B, E) weighted sum
-        if lookup.pooling == "mean":
-            pooled = pooled / weights.sum(dim=1, keepdim=True).clamp_min(torch.finfo(vectors.dtype).tiny)
-        return pooled
 
     def _lookup(self, name: str) -> Lookup:
         for lookup in self.lookups:
@@ -258,6 +230,11 @@ class EmbeddingCollection(nn.Module):
                 raise ValueError(f"lookup of '{lookup.input}': a pooled bag needs its lengths input")
             if lookup.weights is not None and lookup.pooling == "max":
                 raise ValueError(f"lookup of '{lookup.input}': max pooling takes no weights")
+
+
+def _weights(lookup: Lookup, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+    """A weighted bag's (B, L) value weights, else None."""
+    return None if lookup.weights is None else inputs[lookup.weights]
 
 
 def _key(dim: int) -> str:

@@ -13,6 +13,13 @@ from dataclasses import dataclass
 
 import torch
 
+POOLINGS = ("sum", "mean", "max")
+
+
+def valid_positions(lengths: torch.Tensor, length: int) -> torch.Tensor:
+    """(B, L) bool: position j of row b holds a value (j < lengths[b])."""
+    return torch.arange(length, device=lengths.device) < lengths.unsqueeze(1)
+
 
 @dataclass
 class JaggedRows:
@@ -31,7 +38,7 @@ class JaggedRows:
     @classmethod
     def from_lengths(cls, lengths: torch.Tensor, length: int) -> JaggedRows:
         """The valid positions of (B,) lengths in a padded width L."""
-        mask = torch.arange(length, device=lengths.device) < lengths.unsqueeze(1)
+        mask = valid_positions(lengths, length)
         nonzero = mask.nonzero()
         return cls(mask, nonzero[:, 0], nonzero[:, 1])
 
@@ -66,3 +73,35 @@ def segment_softmax(scores: torch.Tensor, rows: torch.Tensor, batch: int) -> tor
     peak = scores.new_full((batch,), float("-inf")).scatter_reduce(0, rows, scores.detach(), "amax")
     exponent = (scores - peak[rows]).exp()
     return exponent / segment_sum(exponent, rows, batch)[rows]
+
+
+def pool_padded(
+    vectors: torch.Tensor, lengths: torch.Tensor, pooling: str, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Sum, mean or max of each row's valid positions: (B, L, E) with (B,) lengths → (B, E), 0 for an
+    empty row. ``weights`` (B, L) weigh the values of a sum or mean (the mean divides by their total)."""
+    mask = valid_positions(lengths, vectors.shape[1])
+    if pooling == "max":
+        pooled = vectors.masked_fill(~mask.unsqueeze(2), float("-inf")).amax(dim=1)
+        return torch.where((lengths > 0).unsqueeze(1), pooled, torch.zeros_like(pooled))
+    factors = mask.to(vectors.dtype) if weights is None else mask.to(vectors.dtype) * weights.to(vectors.dtype)
+    pooled = torch.matmul(factors.unsqueeze(1), vectors).squeeze(1)  # (B, E) weighted sum
+    if pooling == "mean":
+        pooled = pooled / factors.sum(dim=1, keepdim=True).clamp_min(torch.finfo(vectors.dtype).tiny)
+    return pooled
+
+
+def pool_jagged(
+    values: torch.Tensor, rows: JaggedRows, pooling: str, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """:func:`pool_padded` on the valid positions only: (T, E) values of B rows → (B, E); ``weights`` (T,)."""
+    if pooling == "max":
+        return segment_max(values, rows.rows, rows.batch)
+    if weights is not None:
+        weights = weights.to(values.dtype)
+        values = values * weights.unsqueeze(1)
+    pooled = segment_sum(values, rows.rows, rows.batch)
+    if pooling == "sum":
+        return pooled
+    total = rows.mask.sum(dim=1).to(values.dtype) if weights is None else segment_sum(weights, rows.rows, rows.batch)
+    return pooled / total.clamp_min(torch.finfo(values.dtype).tiny).unsqueeze(1)

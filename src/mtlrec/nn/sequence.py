@@ -16,16 +16,18 @@ import torch
 from torch import nn
 
 from mtlrec.nn.broadcast import common_rows, expand_rows
-from mtlrec.nn.jagged import JaggedRows, segment_max, segment_softmax, segment_sum
+from mtlrec.nn.jagged import (
+    POOLINGS,
+    JaggedRows,
+    pool_jagged,
+    pool_padded,
+    segment_softmax,
+    segment_sum,
+    valid_positions,
+)
 from mtlrec.nn.mlp import ACTIVATIONS
 
-SEQUENCE_POOLINGS = ("mean", "sum", "max")
 NORMALIZATIONS = ("softmax", "none")
-
-
-def valid_positions(lengths: torch.Tensor, length: int) -> torch.Tensor:
-    """(B, L) bool: position j of row b holds a value (j < lengths[b])."""
-    return torch.arange(length, device=lengths.device) < lengths.unsqueeze(1)
 
 
 class SequencePooling(nn.Module):
@@ -41,8 +43,8 @@ class SequencePooling(nn.Module):
 
     def __init__(self, sequence_dim: int, query_dim: int = 0, pooling: str = "mean"):
         super().__init__()
-        if pooling not in SEQUENCE_POOLINGS:
-            raise ValueError(f"pooling must be one of {SEQUENCE_POOLINGS}, got {pooling!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.dim, self.pooling = sequence_dim, pooling
 
     def output_dim(self) -> int:
@@ -52,29 +54,14 @@ class SequencePooling(nn.Module):
         self, sequence: torch.Tensor, lengths: torch.Tensor, query: torch.Tensor | None = None
     ) -> torch.Tensor:
         """sequence (B, L, D), lengths (B,) → (B, D); with a query of N rows and a one-row sequence, (N, D)."""
-        mask = valid_positions(lengths, sequence.shape[1])
-        if self.pooling == "max":
-            pooled = sequence.masked_fill(~mask.unsqueeze(2), float("-inf")).amax(dim=1)
-            pooled = torch.where((lengths > 0).unsqueeze(1), pooled, torch.zeros_like(pooled))
-        else:
-            weights = mask.to(sequence.dtype)
-            pooled = torch.matmul(weights.unsqueeze(1), sequence).squeeze(1)
-            if self.pooling == "mean":
-                pooled = pooled / lengths.clamp_min(1).unsqueeze(1).to(sequence.dtype)
+        pooled = pool_padded(sequence, lengths, self.pooling)
         return pooled if query is None else expand_rows(pooled, common_rows([pooled, query]))
 
     def forward_jagged(
         self, values: torch.Tensor, positions: JaggedRows, query: torch.Tensor | None = None
     ) -> torch.Tensor:
         """values (T, D) at the valid positions → (B, D)."""
-        rows, batch = positions.rows, positions.batch
-        if self.pooling == "max":
-            return segment_max(values, rows, batch)
-        pooled = segment_sum(values, rows, batch)
-        if self.pooling == "sum":
-            return pooled
-        counts = segment_sum(torch.ones_like(rows, dtype=values.dtype), rows, batch)
-        return pooled / counts.clamp_min(1).unsqueeze(1)
+        return pool_jagged(values, positions, self.pooling)
 
 
 class TargetAttention(nn.Module):

@@ -81,8 +81,7 @@ def plan_tables(config: Config) -> dict[str, TablePlan]:
 
     for feature in config.features:
         if feature.kind == "sequence":
-            for item in feature.fields:
-                name = f"{feature.name}.{item.name or item.column}"
+            for item, name in zip(feature.fields, feature.field_inputs):
                 use(item.embedding or name, name, item.vocabulary_options(), item.embedding_dim)
         elif feature.kind == "numeric":
             if not is_dense(feature):
@@ -132,10 +131,9 @@ def _multi_valued(feature: Any, vocabularies: dict[str, Vocabulary]) -> Encoder:
 
 def _sequence(feature: Any, vocabularies: dict[str, Vocabulary]) -> Encoder:
     fields = []
-    for item in feature.fields:
-        name = item.name or item.column
-        table = item.embedding or f"{feature.name}.{name}"
-        fields.append(SequenceField(name, item.column, table, vocabularies[table]))
+    for item, name in zip(feature.fields, feature.field_inputs):
+        table = item.embedding or name
+        fields.append(SequenceField(item.field_name, item.column, table, vocabularies[table]))
     return SequenceEncoder(
         feature.name, fields, max_length=feature.max_length, recent=feature.recent, separator=feature.separator
     )
@@ -207,7 +205,7 @@ def _bag_lookup(feature: Any, parts: InputParts, table_of: dict[str, str]) -> No
 
 
 def _sequence_lookups(feature: Any, parts: InputParts, table_of: dict[str, str]) -> None:
-    fields = tuple(f"{feature.name}.{item.name or item.column}" for item in feature.fields)
+    fields = tuple(feature.field_inputs)
     lengths = feature.name + LENGTH_SUFFIX
     parts.lookups += [Lookup(name, table_of[name], lengths=lengths) for name in fields]
     query = tuple(feature.encoder.query)
@@ -235,8 +233,7 @@ def _sequence_encoder(config: Config, index: int, feature: Any, embeddings: Embe
             raise ConfigError(f"{path}.query[{position}]: '{name}' is not a single-valued id feature")
     if encoder_class.needs_query and not feature.encoder.query:
         raise ConfigError(f"{path}.query: '{feature.encoder.kind}' needs the candidate's features as its query")
-    fields = [f"{feature.name}.{item.name or item.column}" for item in feature.fields]
-    sequence_dim = sum(embeddings.output_dim(name) for name in fields)
+    sequence_dim = sum(embeddings.output_dim(name) for name in feature.field_inputs)
     query_dim = sum(embeddings.output_dim(name) for name in feature.encoder.query)
     try:
         return encoder_class(sequence_dim=sequence_dim, query_dim=query_dim, **params)

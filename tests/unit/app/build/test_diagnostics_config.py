@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
+import pyarrow as pa
 import pytest
 import torch
 
@@ -52,15 +53,8 @@ def test_build_makes_a_recorder_with_the_configured_settings(tmp_path):
     config = validate_config(raw_config(every_steps=7, gate_collapse_share=0.8))
     torch.manual_seed(0)
 
-    class _Pipeline:  # what build_model reads of a fitted pipeline
-        id_features = [object()]
-        dense_features: list = []
-        task_names = ["click", "buy"]
-
-        def vocab_sizes(self) -> list[int]:
-            return [5]
-
-    model = build.build_model(config, _Pipeline())
+    pipeline = build.build_pipeline(config).fit(pa.table({"user": ["a", "b", "c", "a"]}))
+    model = build.build_model(config, pipeline)
     recorder = build.build_diagnostics(config, model, RunFiles(tmp_path))
     assert isinstance(recorder, DiagnosticsRecorder)
     assert recorder.settings.every_steps == 7 and recorder.settings.gate_collapse_share == 0.8

@@ -8,11 +8,12 @@ import pytest
 
 from mtlrec.app import build
 from mtlrec.app.build.baseline import single_task_baseline
+from mtlrec.app.build.groups import model_input_groups
 from mtlrec.architectures import ARCHITECTURES
 from mtlrec.config import config_to_dict, load_config
 from mtlrec.errors import ConfigError
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+CONFIGS = Path(__file__).resolve().parents[4] / "configs"
 
 # one task's path through each census config, read off the YAML files by hand
 EXPECTED_HIDDEN = {
@@ -35,7 +36,9 @@ def test_census_baselines_keep_everything_but_the_sharing(name):
     config = load_config(CONFIGS / "census" / f"{name}.yaml")
     baseline = single_task_baseline(config)
     build.check_config(baseline)
-    assert baseline.model.architecture == "single_task" and baseline.model.domain_feature is None
+    assert baseline.model.architecture == "single_task"
+    groups = baseline.model.input_groups
+    assert groups == model_input_groups(config) and "domain" not in groups  # star's domain stays out
     assert baseline.model.params["hidden_units"] == EXPECTED_HIDDEN[name]
     assert baseline.model.params["tower_hidden_units"] == [32]
     assert baseline.model.embedding_dim == config.model.embedding_dim
