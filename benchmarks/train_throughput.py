@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--data", help="override data.train")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--slice-by", metavar="COLUMN", help="also the test metrics per value of this data column")
     args = parser.parse_args(argv)
     overrides = list(args.set) + ([f"data.train={args.data}"] if args.data else [])
     config = load_config(args.config, overrides)
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     raw = read_splits(build.data_files(config), pipeline, build.read_options(config), build.random_split(config))
     pipeline.fit(raw["train"].table, raw["train"].labels)
     data = {name: encode(split, pipeline) for name, split in raw.items()}
+    evaluated = "test" if "test" in raw else "valid" if "valid" in raw else "train"
+    slices = raw[evaluated].table.column(args.slice_by).to_numpy() if args.slice_by else None
     del raw
     data_seconds = time.perf_counter() - started
 
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             trainer.train_epoch(data["train"], epoch)
         train_seconds = time.perf_counter() - train_started
 
-    evaluation = data.get("test") or data.get("valid") or data["train"]
+    evaluation = data[evaluated]
     losses = build.build_losses(config, pipeline)
     predict_scores(model, evaluation, losses, config.train.eval_batch_size)  # warm-up
     inference_started = time.perf_counter()
@@ -65,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     inference_seconds = time.perf_counter() - inference_started
     labels = {task: evaluation.labels[task].numpy() for task in evaluation.task_names}
     metrics = compute_metrics(labels, scores, build.metric_names(config))
+    by_slice = {}
+    for value in [] if slices is None else sorted(set(slices.tolist())):
+        rows = slices == value
+        sliced = compute_metrics(
+            {t: v[rows] for t, v in labels.items()}, {t: v[rows] for t, v in scores.items()}, build.metric_names(config)
+        )
+        by_slice[str(value)] = {task: {k: round(v, 5) for k, v in values.items()} for task, values in sliced.items()}
 
     result = {
         "config": args.config,
@@ -81,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "metrics": {
             task: {name: round(value, 5) for name, value in values.items()} for task, values in metrics.items()
         },
+        **({"slices": {args.slice_by: by_slice}} if slices is not None else {}),
     }
     print(json.dumps(result))
     return 0

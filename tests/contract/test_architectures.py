@@ -39,6 +39,16 @@ def small_params(cls: type[Architecture]) -> dict:
 
 
 NUM_DOMAINS = 3
+ROLE_DIM = 4
+MAX_TASKS = max(TASK_SETS)
+
+
+def supplied(cls: type[Architecture]) -> dict:
+    """The constructor arguments build supplies for the groups read by role: ``num_<role>s`` or ``<role>_dim``."""
+    return {
+        f"num_{role}s" if how == "ids" else f"{role}_dim": NUM_DOMAINS if how == "ids" else ROLE_DIM
+        for role, how in cls.group_inputs.items()
+    }
 
 
 def task_set(name: str, num_tasks: int, exact: bool = True) -> list[str]:
@@ -55,23 +65,27 @@ def task_set(name: str, num_tasks: int, exact: bool = True) -> list[str]:
 def build(name: str, tasks: list[str], seed: int = 0, input_dim: int = INPUT_DIM) -> Architecture:
     torch.manual_seed(seed)
     cls = ARCHITECTURES[name]
-    supplied = {"num_domains": NUM_DOMAINS} if "domain" in cls.group_inputs else {}
-    return cls(input_dim=input_dim, task_names=list(tasks), **small_params(cls), **supplied)
+    return cls(input_dim=input_dim, task_names=list(tasks), **small_params(cls), **supplied(cls))
 
 
-def inputs(batch: int = BATCH, seed: int = 123, input_dim: int = INPUT_DIM) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x (B, D), domain (B,)): the domain index is passed only to architectures that need it."""
+def inputs(batch: int = BATCH, seed: int = 123, input_dim: int = INPUT_DIM) -> dict[str, torch.Tensor]:
+    """Every input an architecture may read: x (B, D), its T + 1 copies (B, 1 + T, D) for per-task
+    embeddings, ids (B,) and a tensor (B, ROLE_DIM) for groups read by role."""
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, input_dim, generator=generator)
-    return x, torch.randint(0, NUM_DOMAINS, (batch,), generator=generator)
+    copies = torch.randn(batch, 1 + MAX_TASKS, input_dim, generator=generator)
+    ids = torch.randint(0, NUM_DOMAINS, (batch,), generator=generator)
+    tensor = torch.randn(batch, ROLE_DIM, generator=generator)
+    return {"x": copies[:, 0], "copies": copies, "ids": ids, "tensor": tensor}
 
 
-def run(model: Architecture, data: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+def run(model: Architecture, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return model(*args_of(model, data))
 
 
-def args_of(model: Architecture, data: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    return data if "domain" in model.group_inputs else data[:1]
+def args_of(model: Architecture, data: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """``forward``'s positional arguments: the input, then each role's ids or tensor."""
+    x = data["copies"][:, : 1 + len(model.task_names)] if model.embeddings_per_task else data["x"]
+    return (x, *(data["ids"] if how == "ids" else data["tensor"] for how in model.group_inputs.values()))
 
 
 class TupleOutputs(nn.Module):
@@ -183,7 +197,7 @@ def test_same_seed_same_outputs_other_seed_differs(name):
         assert not torch.allclose(first[task], other[task])
 
 
-def synthetic_problem(rows: int = 512, input_dim: int = 8) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+def synthetic_problem(rows: int = 512, input_dim: int = 8) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Binary tasks from known rules: a linear half-space, a (nonlinear) disc, and both (a funnel's last stage)."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(rows, input_dim, generator=generator)
@@ -191,14 +205,16 @@ def synthetic_problem(rows: int = 512, input_dim: int = 8) -> tuple[tuple[torch.
     linear = (x @ w > 0).float()
     radial = ((x[:, :2] ** 2).sum(1) > 1.386).float()  # median of chi-square(2): balanced classes
     domain = torch.randint(0, NUM_DOMAINS, (rows,), generator=generator)
-    return (x, domain), {"ctr": linear, "cvr": radial, "like": linear * radial}
+    data = {"x": x, "copies": x.unsqueeze(1).expand(-1, 1 + MAX_TASKS, -1), "ids": domain,
+            "tensor": torch.randn(rows, ROLE_DIM, generator=generator)}
+    return data, {"ctr": linear, "cvr": radial, "like": linear * radial}
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_trainable_on_a_synthetic_problem(name):
     data, all_labels = synthetic_problem()
     tasks = task_set(name, 2, exact=False)
-    model = build(name, tasks, seed=0, input_dim=data[0].shape[1])
+    model = build(name, tasks, seed=0, input_dim=data["x"].shape[1])
     labels = {task: all_labels[task] for task in tasks if task not in model.untrained_tasks()}
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
 
@@ -289,12 +305,11 @@ def test_multi_class_tasks_get_class_logits(name):
     tasks = task_set(name, 2, exact=False)
     torch.manual_seed(0)
     cls = ARCHITECTURES[name]
-    supplied = {"num_domains": NUM_DOMAINS} if "domain" in cls.group_inputs else {}
     if not cls.supports_multi_class:
         with pytest.raises(ValueError):
-            cls(input_dim=INPUT_DIM, task_names=tasks, output_dims={"cvr": 4}, **small_params(cls), **supplied)
+            cls(input_dim=INPUT_DIM, task_names=tasks, output_dims={"cvr": 4}, **small_params(cls), **supplied(cls))
         return
-    model = cls(input_dim=INPUT_DIM, task_names=tasks, output_dims={"cvr": 4}, **small_params(cls), **supplied)
+    model = cls(input_dim=INPUT_DIM, task_names=tasks, output_dims={"cvr": 4}, **small_params(cls), **supplied(cls))
     outputs = run(model, inputs())
     assert outputs["ctr"].shape == (BATCH,)
     assert outputs["cvr"].shape == (BATCH, 4)

@@ -11,6 +11,8 @@ formula. Parity also runs with half the features given once for all rows (a requ
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -46,31 +48,40 @@ def _tasks(name: str) -> tuple[list[str], dict]:
 
 
 def model_inputs(id_groups: dict[str, str] | None = None) -> ModelInputs:
-    """Every input kind: single ids, dense values, a weighted bag, a sequence with target attention."""
+    """Every input kind: single ids, dense values, a weighted bag, a sequence with target attention; and the
+    groups an architecture may read as tensors by role (the region, the items)."""
     lookups = [Lookup(name, table) for name, table in SINGLE.items()]
     lookups += [Lookup("tags", "tag", "mean", "tags.length", "tags.weight")]
     lookups += [Lookup(f"hist.{name}", name, lengths="hist.length") for name in ("item", "region")]
     embeddings = EmbeddingCollection(TABLES, lookups)
     sequence = SequenceInput("hist", ("hist.item", "hist.region"), "hist.length", ("item", "region"))
     encoders = {"hist": TargetAttention(8, 8, hidden_units=[6], activation="prelu")}
-    groups = {"all": [*SINGLE, "tags", "hist", *DENSE]}
+    groups = {"all": [*SINGLE, "tags", "hist", *DENSE], "region": ["region"], "item": ["item", "tags"]}
     return ModelInputs(embeddings, [sequence], encoders, DENSE, groups, id_groups)
 
 
 def _model(name: str, tasks: list[str], output_dims: dict) -> torch.nn.Module:
     torch.manual_seed(0)
     cls = ARCHITECTURES[name]
-    supplied = {"num_domains": 4} if "domain" in cls.group_inputs else {}
-    id_groups = {"domain": "region"} if "domain" in cls.group_inputs else None
+    id_roles = [role for role, how in cls.group_inputs.items() if how == "ids"]
+    id_groups = {role: "region" for role in id_roles} or None
+    tensor_groups = {"domain": "region"}  # PEPNet's scenario; any other role reads the items
+    role_groups = {role: role if role in id_roles else tensor_groups.get(role, "item") for role in cls.group_inputs}
     groups = [[task] for task in tasks] if cls.independent_tasks else [tasks]
     models = {}
     for group in groups:
         inputs = model_inputs(id_groups)
         dims = {task: width for task, width in output_dims.items() if task in group}
         extra = {"output_dims": dims} if dims else {}
+        supplied = {f"num_{role}s": 4 for role in id_roles}
+        supplied.update({f"{role}_dim": inputs.output_dim(role_groups[role]) for role in cls.group_inputs
+                         if role not in id_roles})
+        if "field_dims" in inspect.signature(cls.__init__).parameters:
+            supplied["field_dims"] = inputs.field_dims(["all"])
         params = {**small_params(cls), **supplied, **extra}
         architecture = cls(input_dim=inputs.output_dim("all"), task_names=group, **params)
-        models[group[0]] = MultiTaskModel(inputs, architecture, ["all"])
+        task_inputs = {task: model_inputs(id_groups) for task in group} if cls.embeddings_per_task else None
+        models[group[0]] = MultiTaskModel(inputs, architecture, ["all"], role_groups, task_inputs)
     model = IndependentTaskModels(models) if cls.independent_tasks else models[tasks[0]]
     return model.eval()
 

@@ -21,12 +21,13 @@ SECTIONS = [
     "baselines",
     "label-correlation",
     "gates",
+    "feature-selection",
     "gradient-cosine",
     "loss-weights",
     "calibration",
 ]
 SMALL = {
-    "mmoe": ["model.params.num_experts=4", "model.params.expert_hidden_units=[16]"],
+    "mmoe": ["model.params.num_experts=4", "model.params.expert_hidden_units=[16]", "model.feature_selection={}"],
     "shared_bottom": ["model.params.bottom_hidden_units=[16]"],
 }
 
@@ -103,10 +104,11 @@ def test_mmoe_report_shows_every_plot(runs, capsys):
     assert page == runs["mmoe"] / "report" / "index.html"
     parser = _parse(page)
     assert parser.sections == SECTIONS
-    assert parser.omitted == {}, "every plot applies to an MMoE run with diagnostics"
+    assert parser.omitted == {}, "every plot applies to an MMoE run with diagnostics and feature gates"
     _check_images(page, parser)
     prefixes = [source.rsplit("-", 2)[0] for source in parser.images]
     expected = {"learning-curves": 2, "calibration": 2, "gates": 2, "gradient-cosine": 1, "label-correlation": 1}
+    expected["feature-selection"] = 1
     for section, count in expected.items():
         assert prefixes.count(section) == count, section
     text = page.read_text(encoding="utf-8")
@@ -131,7 +133,7 @@ def test_a_report_without_gates_says_why(runs, tmp_path):
     assert parser.sections == SECTIONS
     assert not any(source.startswith("gates-") for source in parser.images)
     assert any("has no gates" in sentence for sentence in parser.omitted["gates"])
-    assert set(parser.omitted) == {"gates"}
+    assert set(parser.omitted) == {"gates", "feature-selection"}  # neither gates nor model.feature_selection
     _check_images(output, parser)
 
 

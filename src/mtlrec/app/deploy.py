@@ -50,7 +50,8 @@ def export_run(
         RunDirError: not a run, or ``output`` exists.
     """
     config, pipeline, model = load_run(run_dir)
-    scoring = scoring_model(model, build.build_losses(config, pipeline), pipeline, build.build_fusion(config, fusion))
+    losses, served = build.build_losses(config, pipeline), build.served_tasks(config)
+    scoring = scoring_model(model, losses, pipeline, build.build_fusion(config, fusion), served)
     table, source = _parity_table(config, pipeline, data)
     inputs = pipeline.transform_features(table, source)
     manifest = export_artifact(

@@ -59,7 +59,8 @@ def tune_fusion(
     """
     config, pipeline, model = load_run(run_dir)
     losses = build.build_losses(config, pipeline)
-    single = [task for task, loss in losses.items() if loss.kind != "multiclass"]
+    served = build.served_tasks(config)
+    single = [task for task, loss in losses.items() if loss.kind != "multiclass" and task in served]
     fused = list(tasks) if tasks else single
     for task in fused:
         if task not in single:

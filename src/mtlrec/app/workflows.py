@@ -102,7 +102,8 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path) -> dict[str, dict[s
 def predict_run(
     run_dir: str | Path, data_path: str | Path, output: str | Path, threads: int | None = None, overwrite: bool = False
 ) -> int:
-    """Write one score column per task for every row of ``data_path``; returns the row count.
+    """Write one score column per main task (not the auxiliary ones) for every row of ``data_path``; returns
+    the row count.
 
     Binary and regression tasks give a float column; a multi-class task gives a fixed-size list of its
     C class probabilities (Parquet), in the order of ``label.classes``. ``run_dir`` may also be an
@@ -128,7 +129,8 @@ def predict_run(
     scores = predict_scores(
         model, encode(raw, pipeline), build.build_losses(config, pipeline), config.train.eval_batch_size
     )
-    write_table(score_table(scores), output)
+    served = build.served_tasks(config)
+    write_table(score_table({task: scores[task] for task in served}), output)
     return raw.table.num_rows
 
 

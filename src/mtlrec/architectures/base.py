@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from mtlrec.nn import Tower
+from mtlrec.nn.reversal import GradientReversal, ReversedInputs
 
 
 class Architecture(nn.Module):
@@ -21,8 +22,13 @@ class Architecture(nn.Module):
     Optional parts of the contract, each with a default here:
 
     * ``group_inputs``: feature groups read besides the main input, by role → how: ``"ids"`` (the (B,)
-      int64 ids of the group's one feature; STAR's ``domain``); ``forward`` takes each role as a
-      keyword argument, and the constructor ``num_<role>s`` (the ids' range) when read as ids;
+      int64 ids of the group's one feature; STAR's ``domain``) or ``"tensor"`` (the group's (B, D_role)
+      embeddings and values; PEPNet's ``domain`` and ``prior``); ``forward`` takes each role as a keyword
+      argument, and the constructor ``num_<role>s`` (the ids' range) or ``<role>_dim`` (the width);
+    * ``field_dims``: a constructor argument, when declared, receives the widths of the input's fields
+      (each feature's embedding or value) in order;
+    * ``embeddings_per_task``: True when the architecture reads T + 1 copies of the input, x (B, 1 + T, D),
+      from a shared and a per-task set of embedding tables (STEM);
     * ``auxiliary_loss(outputs)``: a regulariser added, unweighted, to the weighted task losses
       (AITM's calibrator, the L2 soft-sharing penalty);
     * ``last_representation``: set during training by architectures with one shared tensor that
@@ -40,8 +46,10 @@ class Architecture(nn.Module):
     has_gates = False
     #: True when the tasks must not share the input embeddings either (independent baselines).
     independent_tasks = False
-    #: Extra feature groups ``forward`` reads, by role (keyword argument) → ``"ids"``.
+    #: Extra feature groups ``forward`` reads, by role (keyword argument) → ``"ids"`` or ``"tensor"``.
     group_inputs: ClassVar[dict[str, str]] = {}
+    #: True when ``forward`` reads x (B, 1 + T, D): shared embeddings, then each task's own copy.
+    embeddings_per_task = False
     #: The exact number of tasks the architecture is defined for (None: any number ≥ 1).
     required_num_tasks: int | None = None
     #: True when every task's output depends on every parameter (no task owns any, e.g. ESMM).
@@ -104,6 +112,19 @@ class Architecture(nn.Module):
                 for task in self.task_names
             }
         )
+
+    def reverse_gradients(self, task: str, reversal: GradientReversal) -> None:
+        """Put ``reversal`` in front of ``task``'s tower (an adversarial task): the tower learns to predict its
+        label from what it reads, and what it reads learns not to carry it.
+
+        Raises:
+            ValueError: the architecture has no tower of its own for ``task`` (``towers[task]``).
+        """
+        towers = getattr(self, "towers", None)
+        if not isinstance(towers, nn.ModuleDict) or task not in towers:
+            name = type(self).__name__
+            raise ValueError(f"{name} has no tower of its own for task '{task}' to reverse gradients into")
+        towers[task] = ReversedInputs(towers[task], reversal)
 
     def task_modules(self, task: str) -> list[nn.Module]:
         """The modules whose parameters belong to ``task`` alone."""

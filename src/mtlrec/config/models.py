@@ -156,6 +156,18 @@ class LabelConfig(Strict):
         return self
 
 
+class GradientReversalConfig(Strict):
+    """The gradient reversal in front of an adversarial task's tower (Ganin & Lempitsky, ICML 2015)."""
+
+    strength: float = Field(1.0, gt=0.0, description="λ: the reversed gradient's scale once ramped up.")
+    ramp_steps: int = Field(
+        0, ge=0, description="Training steps over which λ rises from 0 on the paper's schedule (0: constant)."
+    )
+
+
+TaskRole = Literal["main", "auxiliary", "adversarial"]
+
+
 class TaskConfig(Strict):
     """One prediction task: its label, loss, metrics, static weight, sample space and tower."""
 
@@ -179,6 +191,36 @@ class TaskConfig(Strict):
     tower_hidden_units: list[int] | None = Field(
         None, description="This task's tower widths (overrides the architecture's tower_hidden_units)."
     )
+    role: TaskRole = Field(
+        "main",
+        description="main: selected on, exported and served. auxiliary: trained and evaluated only to help the "
+        "main tasks (out of default model selection, exports, serving, predictions and fusion). adversarial: an "
+        "auxiliary task whose tower reads the shared representation through a gradient reversal, so that the "
+        "shared part learns not to carry its label (e.g. the scenario).",
+    )
+    reversal: GradientReversalConfig | None = Field(
+        None, description="Adversarial tasks: the gradient reversal's strength and ramp (default: strength 1)."
+    )
+
+    @model_validator(mode="after")
+    def _reversal_for_adversarial(self) -> TaskConfig:
+        if self.reversal is not None and self.role != "adversarial":
+            raise ValueError(f"reversal applies to role 'adversarial' only; this task's role is '{self.role}'")
+        return self
+
+    @property
+    def served(self) -> bool:
+        """Whether the task is a main task: selected on by default, exported, served and fused."""
+        return self.role == "main"
+
+
+class FeatureSelectionConfig(Strict):
+    """Per-task feature selection: every task learns a gate in (0, 2) per input field (or feature group)."""
+
+    over: Literal["fields", "groups"] = Field(
+        "fields", description="Gate each feature (an embedding, a pooled list, a dense value) or each input group."
+    )
+    sparsity: float = Field(0.0, ge=0.0, description="L1 penalty on the gates (mean gate value), towards 0.")
 
 
 class ModelConfig(Strict):
@@ -192,6 +234,11 @@ class ModelConfig(Strict):
         "the architecture does not read by role (e.g. star's 'domain').",
     )
     params: dict[str, Any] = Field(default_factory=dict)
+    feature_selection: FeatureSelectionConfig | None = Field(
+        None,
+        description="Per-task feature gates in front of the architecture (which task reads which features; "
+        "drawn in the report). Costs T× the architecture's compute: it runs once per task's gated input.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -349,6 +396,12 @@ class Config(Strict):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 raise ValueError(f"{section}: duplicate names {duplicates}")
+        return self
+
+    @model_validator(mode="after")
+    def _a_main_task(self) -> Config:
+        if not any(task.served for task in self.tasks):
+            raise ValueError("tasks: every task is auxiliary or adversarial; at least one needs role 'main'")
         return self
 
     @model_validator(mode="after")

@@ -21,7 +21,14 @@ from mtlrec.evaluation.report_sections import (
     metrics_table,
     overview,
 )
-from mtlrec.evaluation.report_training import alarms, gates, gradient_cosines, learning_curves, loss_weights
+from mtlrec.evaluation.report_training import (
+    alarms,
+    feature_selection,
+    gates,
+    gradient_cosines,
+    learning_curves,
+    loss_weights,
+)
 
 __all__ = ["Report", "RunData", "render_report"]
 
@@ -53,6 +60,7 @@ SECTIONS: list[Callable[[RunData, list[RunData]], Section]] = [
     baseline_bars,
     label_correlation,
     gates,
+    feature_selection,
     gradient_cosines,
     loss_weights,
     calibration,

@@ -97,6 +97,25 @@ def gates(run: RunData, baselines: list[RunData]) -> Section:
     return section
 
 
+def feature_selection(run: RunData, baselines: list[RunData]) -> Section:
+    """Which task reads which features: the per-task feature gates at the end of the last epoch."""
+    section = Section("feature-selection", "Feature selection")
+    epochs = (run.diagnostics or {}).get("epochs", [])
+    last = next((e for e in reversed(epochs) if "feature_selection" in e), None)
+    if last is None:
+        section.text("No per-task feature gates (model.feature_selection was not set).", omitted=True)
+        return section
+    fields, weights = last["feature_selection"]["fields"], last["feature_selection"]["weights"]
+    matrix = np.array([weights[task] for task in weights])
+    section.text(
+        f"Each task's gate on each input field at the end of epoch {last['epoch']}: 1 reads the field as is, "
+        "0 ignores it, up to 2 amplifies it."
+    )
+    png = plots.heatmap(matrix.T, fields, list(weights), "feature gates (field × task)", (0.0, 2.0), "viridis", "gate")
+    section.image("heatmap", png, "feature gate heatmap")
+    return section
+
+
 def gradient_cosines(run: RunData, baselines: list[RunData]) -> Section:
     section = Section("gradient-cosine", "Gradient cosine between tasks")
     steps = _sampled(run, section, "grad_cosine")

@@ -29,23 +29,30 @@ log = logging.getLogger(__name__)
 
 
 def scoring_model(
-    model: nn.Module, losses: dict[str, Loss], pipeline: FeaturePipeline, fusion: Fusion | None
+    model: nn.Module,
+    losses: dict[str, Loss],
+    pipeline: FeaturePipeline,
+    fusion: Fusion | None,
+    served: list[str] | None = None,
 ) -> ScoringModel:
     """The model with each task's link (``Loss.predict``) and the fusion (default: the first single-score task).
+
+    ``served``: the tasks the scoring model outputs (default: every task; auxiliary tasks are left out).
 
     Raises:
         ExportError: the fusion names a task that is unknown or multi-class, or no task gives one score per row.
     """
     output_dims = {spec.task: len(spec.rule.classes) for spec in pipeline.labels if isinstance(spec.rule, ClassLabel)}
+    served = list(served) if served is not None else list(pipeline.task_names)
     if fusion is None:
-        single = [task for task in pipeline.task_names if task not in output_dims]
+        single = [task for task in served if task not in output_dims]
         if not single:
             raise ExportError("every task is multi-class; a fused score needs a binary or regression task")
         fusion = Fusion.first(single[0])
     links = {task: loss.predict for task, loss in losses.items()}
     input_names = [spec.name for spec in pipeline.inputs()]
     try:
-        return ScoringModel(model, links, fusion, input_names, output_dims)
+        return ScoringModel(model, links, fusion, input_names, output_dims, served)
     except ValueError as exc:
         raise ExportError(f"cannot export: {exc}") from None
 

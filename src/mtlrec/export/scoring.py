@@ -37,6 +37,7 @@ class ScoringModel(nn.Module):
         fusion: how the single-score tasks combine into ``"score"``.
         input_names: the model's inputs, in the order of ``forward``'s arguments.
         output_dims: {task: C} for multi-class tasks (others give one score per row).
+        served_tasks: the tasks output (default: every task of ``model``; auxiliary tasks are not served).
     """
 
     def __init__(
@@ -46,11 +47,16 @@ class ScoringModel(nn.Module):
         fusion: Fusion,
         input_names: list[str],
         output_dims: Mapping[str, int] | None = None,
+        served_tasks: list[str] | None = None,
     ):
         super().__init__()
         self.model = model
         self.input_names = list(input_names)
-        self.task_names: list[str] = list(model.task_names)
+        unknown = sorted(set(served_tasks or ()) - set(model.task_names))
+        if unknown:
+            raise ValueError(f"served task(s) {unknown} are not tasks of the model")
+        served = set(served_tasks if served_tasks is not None else model.task_names)
+        self.task_names: list[str] = [task for task in model.task_names if task in served]
         if FUSED_OUTPUT in self.task_names:
             raise ValueError(f"a task is named '{FUSED_OUTPUT}', the name of the fused output; rename the task")
         missing = [task for task in self.task_names if task not in links]

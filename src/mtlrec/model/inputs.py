@@ -74,6 +74,7 @@ class ModelInputs(nn.Module):
         unknown = sorted({m for members in self.groups.values() for m in members} - set(widths))
         if unknown:
             raise ValueError(f"feature groups name unknown member(s) {unknown}")
+        self.member_widths = widths
         self.widths = {group: sum(widths[m] for m in members) for group, members in self.groups.items()}
         single = {lookup.input for lookup in embeddings.lookups if lookup.lengths is None}
         kinds = {name: "embedded" if name in single else "dense" if name in self.dense else "value" for name in widths}
@@ -82,6 +83,14 @@ class ModelInputs(nn.Module):
     def output_dim(self, group: str) -> int:
         """D_g, the width of ``group``'s tensor."""
         return self.widths[group]
+
+    def field_dims(self, groups: list[str]) -> list[int]:
+        """The widths of the fields (members) of ``groups`` side by side, in order."""
+        return [self.member_widths[member] for member in self.field_names(groups)]
+
+    def field_names(self, groups: list[str]) -> list[str]:
+        """The fields (members) of ``groups`` side by side, in order."""
+        return [member for group in groups for member in self.groups[group]]
 
     def embedding_parameters(self) -> list[nn.Parameter]:
         return self.embeddings.embedding_parameters()

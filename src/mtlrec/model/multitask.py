@@ -9,7 +9,8 @@ from torch import nn
 
 from mtlrec.architectures import Architecture
 from mtlrec.model.inputs import ModelInputs
-from mtlrec.nn.broadcast import side_by_side
+from mtlrec.model.selection import TaskFeatureGates
+from mtlrec.nn.broadcast import common_rows, expand_rows, side_by_side
 
 
 class MultiTaskModel(nn.Module):
@@ -21,6 +22,10 @@ class MultiTaskModel(nn.Module):
             receives the groups it reads by role (``Architecture.group_inputs``).
         input_groups: the groups concatenated into the architecture's main input, in order.
         role_groups: {role: group} for the architecture's extra inputs (default: the group named like the role).
+        task_inputs: {task: its own input layer}, for architectures that read a shared and a per-task copy of
+            the embeddings (``Architecture.embeddings_per_task``): x (B, 1 + T, D).
+        feature_gates: per-task feature selection over the input's fields: the architecture then runs on
+            the T gated inputs stacked, (T · B, D), and task t's outputs are taken from the t-th block.
     """
 
     def __init__(
@@ -29,6 +34,8 @@ class MultiTaskModel(nn.Module):
         architecture: Architecture,
         input_groups: list[str],
         role_groups: dict[str, str] | None = None,
+        task_inputs: dict[str, ModelInputs] | None = None,
+        feature_gates: TaskFeatureGates | None = None,
     ):
         super().__init__()
         roles = {role: (role_groups or {}).get(role, role) for role in architecture.group_inputs}
@@ -36,20 +43,52 @@ class MultiTaskModel(nn.Module):
                    group not in inputs.id_groups]
         if missing:
             raise ValueError(f"{type(architecture).__name__} reads the feature group(s) {', '.join(missing)}")
+        if architecture.embeddings_per_task and sorted(task_inputs or {}) != sorted(architecture.task_names):
+            raise ValueError(f"{type(architecture).__name__} reads one input layer per task besides the shared one")
         self.inputs = inputs
+        self.task_inputs = nn.ModuleDict(
+            {task: task_inputs[task] for task in architecture.task_names} if architecture.embeddings_per_task else {}
+        )
+        gated_tasks = None if feature_gates is None else feature_gates.task_names
+        if gated_tasks is not None and (architecture.embeddings_per_task or gated_tasks != architecture.task_names):
+            raise ValueError("per-task feature gates need an architecture over one input and the same tasks")
         self.architecture = architecture
+        self.feature_gates = feature_gates
         self.task_names = architecture.task_names
         self.input_groups = list(input_groups)
         self.role_groups = roles
 
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         groups = self.inputs(inputs)
-        x = side_by_side([groups[name] for name in self.input_groups], dim=1)
-        return self.architecture(x, **{role: groups[group] for role, group in self.role_groups.items()})
+        x = self._input(groups)
+        roles = {role: groups[group] for role, group in self.role_groups.items()}
+        if self.task_inputs:
+            copies = [x] + [self._input(layer(inputs)) for layer in self.task_inputs.values()]
+            rows = common_rows(copies)
+            x = torch.stack([expand_rows(copy, rows) for copy in copies], dim=1)  # (B, 1 + T, D)
+        if self.feature_gates is None:
+            return self.architecture(x, **roles)
+        num_tasks = len(self.task_names)
+        gated = self.feature_gates(x).flatten(0, 1)  # (T · B, D), task-major
+        outputs = self.architecture(gated, **{role: torch.cat([value] * num_tasks) for role, value in roles.items()})
+        return {task: outputs[task].unflatten(0, (num_tasks, -1))[index] for index, task in enumerate(self.task_names)}
+
+    def _input(self, groups: dict[str, torch.Tensor]) -> torch.Tensor:
+        return side_by_side([groups[name] for name in self.input_groups], dim=1)
 
     def auxiliary_loss(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """The architecture's regulariser for these outputs (None when it has none)."""
-        return self.architecture.auxiliary_loss(outputs)
+        """The architecture's regulariser for these outputs, plus the feature gates' penalty (None: neither)."""
+        terms = [self.architecture.auxiliary_loss(outputs)]
+        if self.feature_gates is not None:
+            terms.append(self.feature_gates.penalty())
+        terms = [term for term in terms if term is not None]
+        return sum(terms[1:], terms[0]) if terms else None
+
+    def feature_selection(self) -> dict[str, object] | None:
+        """{"fields": names, "weights": {task: gate per field}} of the per-task feature gates, or None."""
+        if self.feature_gates is None:
+            return None
+        return {"fields": self.feature_gates.field_names, "weights": self.feature_gates.weights()}
 
     def untrained_tasks(self) -> frozenset[str]:
         return self.architecture.untrained_tasks()
@@ -60,7 +99,8 @@ class MultiTaskModel(nn.Module):
 
     def embedding_parameters(self) -> list[nn.Parameter]:
         """Embedding tables (updated by the sparse-aware optimizer)."""
-        return self.inputs.embedding_parameters()
+        layers = [self.inputs, *self.task_inputs.values()]
+        return [p for layer in layers for p in layer.embedding_parameters()]
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """Dense parameters shared by several tasks (embeddings excluded)."""

@@ -172,6 +172,9 @@ class DiagnosticsRecorder:
         """
         summary = self._summarise(self._epoch_samples)
         summary.update(epoch=record["epoch"], steps=self.steps_done, sampled_steps=len(self._epoch_samples))
+        selection = getattr(self.model, "feature_selection", lambda: None)()
+        if selection is not None:  # per-task feature gates: static weights, recorded as they end the epoch
+            summary["feature_selection"] = selection
         messages = [alarm_message(alarm) for alarm in summary["alarms"]]
         if messages:
             log.warning("epoch %d: gate alarms: %s", record["epoch"], "; ".join(messages))

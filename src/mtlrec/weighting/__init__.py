@@ -7,7 +7,9 @@ from mtlrec.weighting.dynamic import DynamicWeighting
 from mtlrec.weighting.famo import FAMO
 from mtlrec.weighting.gradnorm import GradNorm
 from mtlrec.weighting.imtl import IMTLG
+from mtlrec.weighting.metabalance import MetaBalance
 from mtlrec.weighting.mgda import MGDA
+from mtlrec.weighting.pareto import ParetoWeighting
 from mtlrec.weighting.pcgrad import PCGrad
 from mtlrec.weighting.rlw import RandomLossWeighting
 from mtlrec.weighting.static import EqualWeighting, FixedWeighting
@@ -26,6 +28,8 @@ WEIGHTINGS: dict[str, type[WeightingStrategy]] = {
     "pcgrad": PCGrad,
     "cagrad": CAGrad,
     "imtl": IMTLG,
+    "metabalance": MetaBalance,
+    "pe_ltr": ParetoWeighting,
 }
 
 __all__ = [
@@ -41,6 +45,8 @@ __all__ = [
     "IMTLG",
     "LossWeighting",
     "MGDA",
+    "MetaBalance",
+    "ParetoWeighting",
     "PCGrad",
     "RandomLossWeighting",
     "UncertaintyWeighting",

@@ -15,7 +15,7 @@ GATED = sorted(name for name, cls in ARCHITECTURES.items() if cls.has_gates)
 
 def _recorded(model) -> dict[str, torch.Tensor]:
     model.record_gates = True
-    model(torch.randn(5, 6))
+    model(torch.randn(5, 1 + len(TASKS), 6) if model.embeddings_per_task else torch.randn(5, 6))
     return model.last_gate_weights
 
 

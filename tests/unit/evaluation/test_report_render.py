@@ -35,13 +35,16 @@ def _diagnostics() -> dict:
         "gate_layout": layout,
         "steps": [step, {**step, "step": 10}],
         "epochs": [{"epoch": 1, "gates": gates, "alarms": [{"kind": "dead", "level": "low", "expert": "shared.0",
-                                                              "share": 0.001}]}],
+                                                              "share": 0.001}],
+                    "feature_selection": {"fields": ["user_id", "price<x>"],
+                                          "weights": {"ctr": [1.7, 0.1], "cvr<b>": [0.4, 1.2]}}}],
     }  # fmt: skip
 
 
 def test_missing_files_are_explained_and_nothing_breaks():
     report = render_report(RunData("old-run", CONFIG, HISTORY, METRICS))
-    assert report.html.count('class="omitted"') == 5  # alarms, label correlation, gates, cosines, calibration
+    # alarms, label correlation, gates, feature selection, cosines, calibration
+    assert report.html.count('class="omitted"') == 6
     assert "no diagnostics.json" in report.html and "no calibration.json" in report.html
     assert set(report.images) == {
         "learning-curves-1-ctr.png",
@@ -60,6 +63,8 @@ def test_gate_heatmaps_per_level_alarms_and_escaping():
     report = render_report(run, [baseline])
     gate_images = sorted(name for name in report.images if name.startswith("gates-"))
     assert gate_images == ["gates-1-low.png", "gates-2-top.png", "gates-3-entropy.png"]
+    assert "feature-selection-1-heatmap.png" in report.images
+    assert "price<x>" not in report.html
     assert "cvr<b>" not in report.html and "cvr&lt;b&gt;" in report.html
     assert "expert low.shared.0 gets at most 0.10%" in report.html
     assert "0.7123" in report.html and "0.7000" in report.html  # both runs' test AUC in the table

@@ -77,3 +77,10 @@ def _check_architecture(config: Config) -> None:
             + (f" ({architecture.__doc__.splitlines()[0]})" if architecture.__doc__ else "")
         )
     check_groups(config)
+    if config.model.feature_selection is not None and (
+        architecture.embeddings_per_task or architecture.independent_tasks
+    ):
+        raise ConfigError(
+            f"model.feature_selection: architecture '{config.model.architecture}' already gives every task its own "
+            "input; remove feature_selection"
+        )

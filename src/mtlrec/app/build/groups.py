@@ -33,8 +33,14 @@ def model_input_groups(config: Config) -> list[str]:
 def check_groups(config: Config) -> None:
     """Every role the architecture reads names a group fit for it; the input groups exist."""
     model_input_groups(config)
-    for role in architecture_roles(config):
-        _role_feature(config, role)
+    for role, how in architecture_roles(config).items():
+        if how == "ids":
+            _role_feature(config, role)
+        elif role not in config.groups:
+            raise ConfigError(
+                f"feature_groups: architecture '{config.model.architecture}' reads the group '{role}' (its features' "
+                f"embeddings); add it, e.g. feature_groups: {{all: ['*'], {role}: [FEATURE, ...]}}"
+            )
 
 
 def role_id_inputs(config: Config, pipeline: FeaturePipeline) -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -19,14 +21,16 @@ from mtlrec.app.build.params import (
 )
 from mtlrec.app.build.selection import selection_criterion
 from mtlrec.app.run_files import RunFiles
-from mtlrec.architectures import ARCHITECTURES
-from mtlrec.config import Config
+from mtlrec.architectures import ARCHITECTURES, Architecture
+from mtlrec.config import Config, GradientReversalConfig
 from mtlrec.data.reading import RandomSplit, ReadOptions
 from mtlrec.errors import ConfigError
 from mtlrec.features import BinaryLabel, ClassLabel, FeaturePipeline, LabelRule, LabelSpec, RegressionLabel
 from mtlrec.io import CsvFormat
 from mtlrec.losses import LOSSES, Loss, TransformedTarget
-from mtlrec.model import IndependentTaskModels, MultiTaskModel
+from mtlrec.model import IndependentTaskModels, ModelInputs, MultiTaskModel
+from mtlrec.model.selection import TaskFeatureGates
+from mtlrec.nn.reversal import GradientReversal
 from mtlrec.training import CompositeOptimizer, Trainer, TrainSettings, make_optimizer
 from mtlrec.training.distributed import DistributedContext
 from mtlrec.weighting import WEIGHTINGS, WeightingStrategy
@@ -92,7 +96,7 @@ def build_model(config: Config, pipeline: FeaturePipeline) -> nn.Module:
     params = architecture_params(config)
     output_dims = {task.name: len(task.label.classes) for task in config.tasks if task.label.classes is not None}
     id_groups = role_id_inputs(config, pipeline)
-    supplied = {f"num_{role}s": rows for role, rows in role_id_rows(config, pipeline).items()}
+    id_rows = {f"num_{role}s": rows for role, rows in role_id_rows(config, pipeline).items()}
     input_groups = model_input_groups(config)
     task_groups = [[t] for t in pipeline.task_names] if architecture_class.independent_tasks else [pipeline.task_names]
     models = {}
@@ -102,15 +106,54 @@ def build_model(config: Config, pipeline: FeaturePipeline) -> nn.Module:
         group_dims = {task: dims for task, dims in output_dims.items() if task in tasks}
         if group_dims:
             group_params["output_dims"] = group_dims
+        supplied = {**id_rows, **_input_widths(architecture_class, inputs, input_groups)}
         input_dim = sum(inputs.output_dim(group) for group in input_groups)
         try:
             architecture = architecture_class(input_dim=input_dim, task_names=tasks, **group_params, **supplied)
+            _reverse_adversarial_gradients(config, architecture)
         except ValueError as exc:
             raise ConfigError(f"model ({config.model.architecture}): {exc}") from None
-        models[tasks[0]] = MultiTaskModel(inputs, architecture, input_groups)
+        task_inputs = (
+            {task: build_inputs(config, pipeline, id_groups) for task in tasks}
+            if architecture_class.embeddings_per_task
+            else None
+        )
+        gates = _feature_gates(config, inputs, input_groups, tasks)
+        models[tasks[0]] = MultiTaskModel(inputs, architecture, input_groups, None, task_inputs, gates)
     if architecture_class.independent_tasks:
         return IndependentTaskModels(models)
     return next(iter(models.values()))
+
+
+def _reverse_adversarial_gradients(config: Config, architecture: Architecture) -> None:
+    """A gradient reversal in front of the tower of every adversarial task of ``architecture``."""
+    for task in config.tasks:
+        if task.role == "adversarial" and task.name in architecture.task_names:
+            reversal = task.reversal or GradientReversalConfig()
+            architecture.reverse_gradients(task.name, GradientReversal(reversal.strength, reversal.ramp_steps))
+
+
+def _feature_gates(
+    config: Config, inputs: ModelInputs, input_groups: list[str], tasks: list[str]
+) -> TaskFeatureGates | None:
+    """``model.feature_selection``: per-task gates over the input's fields or groups, or None."""
+    selection = config.model.feature_selection
+    if selection is None:
+        return None
+    if selection.over == "groups":
+        names, dims = input_groups, [inputs.output_dim(group) for group in input_groups]
+    else:
+        names, dims = inputs.field_names(input_groups), inputs.field_dims(input_groups)
+    return TaskFeatureGates(tasks, dims, names, selection.sparsity)
+
+
+def _input_widths(architecture_class: type, inputs: ModelInputs, input_groups: list[str]) -> dict[str, object]:
+    """The widths an architecture declares it reads: its input's fields, and each group read as a tensor."""
+    roles = [role for role, how in architecture_class.group_inputs.items() if how == "tensor"]
+    widths: dict[str, object] = {f"{role}_dim": inputs.output_dim(role) for role in roles}
+    if "field_dims" in inspect.signature(architecture_class.__init__).parameters:
+        widths["field_dims"] = inputs.field_dims(input_groups)
+    return widths
 
 
 def build_weighting(config: Config) -> WeightingStrategy:

@@ -39,8 +39,10 @@ def architecture_params(config: Config) -> dict[str, Any]:
 
 
 def supplied_arguments(architecture: type) -> tuple[str, ...]:
-    """The constructor arguments build supplies (not config): sizes, tasks, and the range of ids read by role."""
-    return _ARCHITECTURE_ARGS + tuple(f"num_{role}s" for role in architecture.group_inputs)
+    """The constructor arguments build supplies (not config): sizes, tasks, the input's field widths, and the
+    range of ids or the width of each group read by role."""
+    roles = tuple(f"num_{role}s" if how == "ids" else f"{role}_dim" for role, how in architecture.group_inputs.items())
+    return _ARCHITECTURE_ARGS + ("field_dims",) + roles
 
 
 def loss_params(task: TaskConfig, path: str) -> dict[str, Any]:
@@ -54,6 +56,11 @@ def trained_tasks(config: Config) -> list[TaskConfig]:
     return [task for task in config.tasks if task.name not in untrained]
 
 
+def served_tasks(config: Config) -> list[str]:
+    """The main tasks, in order: what is exported, served, predicted and fused (auxiliary tasks are not)."""
+    return [task.name for task in config.tasks if task.served]
+
+
 def weighting_params(config: Config) -> dict[str, Any]:
     strategy_class = lookup(WEIGHTINGS, config.weighting.name, "weighting.name", "weighting")
     params = dict(config.weighting.params)
@@ -62,6 +69,8 @@ def weighting_params(config: Config) -> dict[str, Any]:
         params["weights"] = _task_weights(trained_tasks(config), params.get("weights"))
     if "kinds" in accepted and "kinds" not in params:
         params["kinds"] = [LOSSES[task.loss].kind for task in trained_tasks(config)]
+    if "target_tasks" in accepted:
+        params["target_tasks"] = _target_tasks(trained_tasks(config), params.get("target_tasks"))
     return validate_params(strategy_class, params, _WEIGHTING_ARGS, "weighting.params")
 
 
@@ -118,6 +127,22 @@ def lookup(registry: dict[str, Any], name: str, path: str, what: str) -> Any:
     if name not in registry:
         raise ConfigError(f"{path}: unknown {what} '{name}'; choose one of {', '.join(registry)}")
     return registry[name]
+
+
+def _target_tasks(tasks: list[TaskConfig], given: Any) -> Any:
+    """The target tasks' indices among the trained tasks: named ones; by default the main tasks when some
+    are auxiliary, else the first task (as torch-rechub's MetaBalance)."""
+    names = [task.name for task in tasks]
+    if given is None:
+        main = [index for index, task in enumerate(tasks) if task.served]
+        return main if len(main) < len(tasks) else [0]
+    if isinstance(given, list) and all(isinstance(name, str) for name in given):
+        unknown = [name for name in given if name not in names]
+        if unknown:
+            path = "weighting.params.target_tasks"
+            raise ConfigError(f"{path}: unknown or untrained task(s) {unknown}; the tasks are {names}")
+        return [names.index(name) for name in given]
+    return given
 
 
 def _task_weights(tasks: list[TaskConfig], given: Any) -> Any:

@@ -22,7 +22,8 @@ _PATH = "train.early_stopping"
 def selection_criterion(config: Config) -> SelectionCriterion | None:
     """What early stopping and model selection optimise on the validation split, or None when disabled.
 
-    ``metric`` is one ``task.metric`` (default: the first task's first metric) or a formula over them;
+    ``metric`` is one ``task.metric`` (default: the first main task's first metric; auxiliary tasks count only
+    when named) or a formula over them;
     ``mode`` is inferred from the metrics' directions unless given; ``constraints`` are conditions.
     """
     stopping = config.train.early_stopping
@@ -56,10 +57,12 @@ def _lone(config: Config, available: dict[str, list[str]]) -> tuple[str, str] | 
     text = config.train.early_stopping.metric
     if text is not None:
         return split_lone_metric(text, available)
-    first = config.tasks[0]
+    first = next(task for task in config.tasks if task.served)
     names = task_metric_names(first)
     if not names:
-        raise ConfigError(f"{_PATH}.metric: the first task '{first.name}' has no metrics; name the task.metric to use")
+        raise ConfigError(
+            f"{_PATH}.metric: the first main task '{first.name}' has no metrics; name the task.metric to use"
+        )
     return first.name, names[0]
 
 

@@ -35,10 +35,14 @@ def check_fusion(config: Config) -> None:
 
 
 def _checked(config: Config, path: str, make) -> Fusion:
+    served = [task for task in config.tasks if task.served]
     try:
         fusion = make()
-        single = [task.name for task in config.tasks if LOSSES[task.loss].kind != "multiclass"]
-        fusion.check_tasks(single, [task.name for task in config.tasks])
+        unserved = [task.name for task in config.tasks if not task.served and task.name in fusion.names]
+        if unserved:
+            raise ValueError(f"task '{unserved[0]}' is auxiliary: it is not exported or served, so it cannot be fused")
+        single = [task.name for task in served if LOSSES[task.loss].kind != "multiclass"]
+        fusion.check_tasks(single, [task.name for task in served])
     except ValueError as exc:  # ExpressionError is a ValueError
         raise ConfigError(f"{path}: {exc}") from None
     return fusion
