@@ -1,5 +1,5 @@
 """Command line: ``mtlrec train | evaluate | predict | summarize | compare | reproduce | serve | tune-fusion``,
-``list | schema | data``."""
+``list | schema | data | convert``."""
 
 from __future__ import annotations
 
@@ -119,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="architectures, weightings, losses and metrics").set_defaults(handler=_list)
     commands.add_parser("schema", help="JSON Schema of the config").set_defaults(handler=_schema)
     _add_data_commands(commands)
+    _add_convert_command(commands)
     add_experiment_commands(commands)
     add_serving_commands(commands)
     return parser
@@ -147,6 +148,42 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     synth.add_argument("--with-probabilities", action="store_true", help="also write the true p_<stage> columns")
     synth.add_argument("--oracle-rows", type=int, default=10_000_000, help="oracle metrics on the first N rows")
     synth.set_defaults(handler=_synth_cascade)
+
+
+def _add_convert_command(commands: argparse._SubParsersAction) -> None:
+    """``mtlrec convert PIPELINE.config --output CONFIG.yaml``: an EasyRec/TorchEasyRec config as mtlrec YAML."""
+    convert = commands.add_parser(
+        "convert", help="convert an EasyRec or TorchEasyRec pipeline config (*.config) to a YAML config"
+    )
+    convert.add_argument("pipeline", metavar="PIPELINE.config")
+    convert.add_argument("--output", "-o", required=True, help="the YAML config to write")
+    convert.add_argument("--dialect", choices=["easyrec", "torcheasyrec"], help="default: told by the fields used")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    convert.set_defaults(handler=_convert)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    """Write the converted config atomically, a comment above every field mapped approximately or ignored."""
+    from pathlib import Path
+
+    import yaml
+
+    from mtlrec.config import validate_config
+    from mtlrec.config.easyrec_text import easyrec_yaml
+    from mtlrec.errors import ConfigError
+    from mtlrec.io import atomic_write
+
+    source, output = Path(args.pipeline), Path(args.output)
+    if output.exists() and output.resolve() == source.resolve():
+        raise ConfigError(f"--output {output} is the input file; write the YAML config to another file")
+    if output.exists() and not args.overwrite:
+        raise ConfigError(f"{output} exists; pass --overwrite to replace it")
+    text, notes = easyrec_yaml(source, args.dialect)
+    validate_config(yaml.safe_load(text), source=str(output))
+    atomic_write(output, lambda tmp: tmp.write_text(text))
+    ignored = sum(note.ignored for note in notes)
+    print(f"wrote {output}: {len(notes) - ignored} field(s) mapped approximately, {ignored} ignored (see its comments)")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

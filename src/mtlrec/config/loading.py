@@ -9,6 +9,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from mtlrec.config.easyrec_text import is_easyrec_config, load_easyrec_config
 from mtlrec.config.messages import clean_message, format_location
 from mtlrec.config.models import Config
 from mtlrec.errors import ConfigError
@@ -19,13 +20,17 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
 
     Args:
         path: YAML file. A top-level ``extends: other.yaml`` (relative to this file) is read first
-            and deep-merged under this one.
+            and deep-merged under this one. An EasyRec or TorchEasyRec pipeline config (``*.config``,
+            protobuf text) is converted first (:mod:`mtlrec.config.easyrec_text`).
         overrides: ``key.path=value`` strings; the value is parsed as YAML (``3``, ``[64, 32]``).
 
     Raises:
         ConfigError: unreadable file, bad override, unknown key or wrong type (message names the path).
     """
-    raw = _read_yaml_with_extends(Path(path), seen=())
+    if is_easyrec_config(path):
+        raw = load_easyrec_config(path)[0]
+    else:
+        raw = _read_yaml_with_extends(Path(path), seen=())
     for override in overrides or []:
         apply_override(raw, override)
     return validate_config(raw, source=str(path))

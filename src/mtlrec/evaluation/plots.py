@@ -80,7 +80,8 @@ def heatmap(
 ) -> bytes:
     """An annotated (R, C) heatmap; NaN cells are left blank (grey)."""
     rows, columns = matrix.shape
-    figure = Figure(figsize=(max(4.0, 0.75 * columns + 2.5), max(2.5, 0.5 * rows + 1.5)))
+    labels_width = 0.08 * max((len(str(label)) for label in row_labels), default=0)  # inches for the row names
+    figure = Figure(figsize=(max(4.0, 0.75 * columns + 2.5 + labels_width), max(2.5, 0.5 * rows + 1.5)))
     axes = figure.subplots()
     cmap = matplotlib.colormaps[colormap].with_extremes(bad="#dddddd")
     image = axes.imshow(np.ma.masked_invalid(matrix), cmap=cmap, vmin=limits[0], vmax=limits[1], aspect="auto")
