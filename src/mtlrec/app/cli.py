@@ -116,7 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--output", "-o", help="the HTML file (default: RUN_DIR/report/index.html); PNGs go beside it")
     report.set_defaults(handler=_report)
 
-    commands.add_parser("list", help="architectures, weightings, losses and metrics").set_defaults(handler=_list)
+    listing = commands.add_parser("list", help="architectures, weightings, losses, metrics, feature kinds, encoders")
+    listing.set_defaults(handler=_list)
     commands.add_parser("schema", help="JSON Schema of the config").set_defaults(handler=_schema)
     _add_data_commands(commands)
     _add_convert_command(commands)

@@ -44,10 +44,15 @@ class AdaTTLevel(nn.Module):
     Args:
         input_dim: width of every unit's input.
         num_tasks: T.
-        num_task_experts, num_shared_experts, expert_hidden_units: as in :class:`AdaTT`.
+        num_task_experts: as in :class:`AdaTT`.
+        num_shared_experts: as in :class:`AdaTT`.
+        expert_hidden_units: as in :class:`AdaTT`.
         is_last: True at the last level.
         native_residual: add the native-expert residual.
-        gate_temperature, gate_hidden_units, activation, dropout: as in ``MMoE``.
+        gate_temperature: as in ``MMoE``.
+        gate_hidden_units: as in ``MMoE``.
+        activation: as in ``MMoE``.
+        dropout: as in ``MMoE``.
     """
 
     def __init__(
@@ -123,7 +128,11 @@ class AdaTT(Architecture):
         expert_hidden_units: each expert's MLP widths.
         tower_hidden_units: per-task tower MLP widths.
         native_residual: add the native-expert residual (the reference's ``self_exp_res_connect``).
-        gate_temperature, gate_hidden_units, activation, dropout, output_dims: as in ``MMoE``.
+        gate_temperature: as in ``MMoE``.
+        gate_hidden_units: as in ``MMoE``.
+        activation: as in ``MMoE``.
+        dropout: as in ``MMoE``.
+        output_dims: as in ``MMoE``.
     """
 
     has_gates = True

@@ -70,7 +70,8 @@ class AITM(Architecture):
         tower_hidden_units: widths of each task's encoder MLP; the last is d (non-empty).
         head_hidden_units: widths of each task's head MLP before its output layer.
         calibrator_weight: α of the calibrator.
-        activation, dropout: as in ``MLP``.
+        activation: as in ``MLP``.
+        dropout: as in ``MLP``.
         output_dims: per-task output widths (see ``Architecture``).
     """
 

@@ -121,7 +121,8 @@ class CrossStitch(Architecture):
         hidden_units: widths of each column's layers; a stitch unit follows each layer.
         tower_hidden_units: tower MLP widths, or {task: widths} (see ``make_towers``).
         self_weight: initial α_tt; off-diagonal entries start at (1 − self_weight)/(T − 1).
-        activation, dropout: as in ``MLP``.
+        activation: as in ``MLP``.
+        dropout: as in ``MLP``.
         output_dims: per-task output widths (see ``Architecture``).
     """
 

@@ -36,7 +36,8 @@ class DBMTL(Architecture):
         tower_hidden_units: per-task tower widths (EasyRec's ``task_towers[].dnn``).
         relation_tasks: {task: the earlier tasks it reads} (EasyRec's ``relation_tower_names``).
         relation_hidden_units: widths of each task's relation MLP (EasyRec's ``relation_dnn``).
-        activation, dropout: as in ``MLP``.
+        activation: as in ``MLP``.
+        dropout: as in ``MLP``.
         output_dims: per-task output widths (see ``Architecture``).
     """
 

@@ -17,7 +17,8 @@ def product_logit(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     product of probabilities (no underflow for tiny rates, no log(0)).
 
     Args:
-        first, second: (B,) logits a and b.
+        first: (B,) logit a.
+        second: (B,) logit b.
 
     Returns:
         (B,) logit of the product of the two probabilities.
@@ -42,7 +43,8 @@ class ESMM(Architecture):
         task_names: [ctr, cvr, ctcvr] names.
         tower_hidden_units: the CTR and CVR towers' MLP widths.
         bottom_hidden_units: shared MLP widths below the towers (empty = none).
-        activation, dropout: as in ``MLP``.
+        activation: as in ``MLP``.
+        dropout: as in ``MLP``.
         output_dims: must be 1 for every task (binary tasks only).
     """
 

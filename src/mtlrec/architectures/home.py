@@ -112,7 +112,11 @@ class HoME(Architecture):
         feature_gate_rank: r of the feature gates (0 disables them).
         self_gate: add the self-gate residual.
         expert_normalization: BatchNorm + Swish experts (False: Linear → ReLU).
-        gate_temperature, gate_hidden_units, activation, dropout, output_dims: as in ``MMoE``
+        gate_temperature: as in ``MMoE``
+        gate_hidden_units: as in ``MMoE``
+        activation: as in ``MMoE``
+        dropout: as in ``MMoE``
+        output_dims: as in ``MMoE``
             (``activation`` is the gates' and towers').
     """
 

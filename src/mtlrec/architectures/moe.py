@@ -25,7 +25,8 @@ class MMoE(Architecture):
         tower_hidden_units: per-task tower MLP widths.
         gate_temperature: softmax temperature of the gates.
         gate_hidden_units: MLP widths inside each gate (empty: the paper's linear gate).
-        activation, dropout: as in ``MLP``.
+        activation: as in ``MLP``.
+        dropout: as in ``MLP``.
         output_dims: per-task output widths (see ``Architecture``).
     """
 
@@ -70,8 +71,16 @@ class OMoE(Architecture):
     sees the same mixture; only the towers are task-specific.
 
     Args:
-        input_dim, task_names, num_experts, expert_hidden_units, tower_hidden_units, gate_temperature,
-        gate_hidden_units, activation, dropout, output_dims: as in :class:`MMoE`.
+        input_dim: as in :class:`MMoE`.
+        task_names: as in :class:`MMoE`.
+        num_experts: as in :class:`MMoE`.
+        expert_hidden_units: as in :class:`MMoE`.
+        tower_hidden_units: as in :class:`MMoE`.
+        gate_temperature: as in :class:`MMoE`.
+        gate_hidden_units: as in :class:`MMoE`.
+        activation: as in :class:`MMoE`.
+        dropout: as in :class:`MMoE`.
+        output_dims: as in :class:`MMoE`.
     """
 
     has_gates = True
@@ -121,8 +130,12 @@ class MultiLevelMMoE(Architecture):
         num_experts: E per level.
         expert_hidden_units: each expert's MLP widths (every level; later levels read the previous
             level's width).
-        tower_hidden_units, gate_temperature, gate_hidden_units, activation, dropout, output_dims:
-            as in :class:`MMoE`.
+        tower_hidden_units: as in :class:`MMoE`.
+        gate_temperature: as in :class:`MMoE`.
+        gate_hidden_units: as in :class:`MMoE`.
+        activation: as in :class:`MMoE`.
+        dropout: as in :class:`MMoE`.
+        output_dims: as in :class:`MMoE`.
     """
 
     has_gates = True

@@ -59,7 +59,8 @@ class PEPNet(Architecture):
         tower_hidden_units: per-task tower widths.
         gate_hidden_dim: hidden width of every GateNU.
         gate_scale: γ of every GateNU.
-        activation, dropout: of the tower layers.
+        activation: of the tower layers.
+        dropout: of the tower layers.
         output_dims: per-task output widths (see ``Architecture``).
     """
 
@@ -114,8 +115,10 @@ class PersonalizedTower(nn.Module):
         gate_input_dim: width of the gates' input.
         hidden_units: the layers' widths.
         output_dim: 1 (a (B,) logit) or C (class logits).
-        gate_hidden_dim, gate_scale: of the GateNUs.
-        activation, dropout: of the layers.
+        gate_hidden_dim: of the GateNUs.
+        gate_scale: of the GateNUs.
+        activation: of the layers.
+        dropout: of the layers.
     """
 
     def __init__(

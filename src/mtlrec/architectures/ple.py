@@ -58,7 +58,10 @@ class ExtractionLevel(nn.Module):
         spec: the level's sizes.
         has_shared_gate: False at the last level.
         one_input: True when every task input and the shared input are the same tensor (level 1).
-        gate_temperature, gate_hidden_units, activation, dropout: as in ``MMoE``.
+        gate_temperature: as in ``MMoE``.
+        gate_hidden_units: as in ``MMoE``.
+        activation: as in ``MMoE``.
+        dropout: as in ``MMoE``.
     """
 
     def __init__(
@@ -160,7 +163,11 @@ class PLE(Architecture):
         task_names: the tasks.
         extraction_networks: the levels, EasyRec style (dicts are accepted).
         tower_hidden_units: per-task tower MLP widths (or {task: widths}).
-        gate_temperature, gate_hidden_units, activation, dropout, output_dims: as in ``MMoE``.
+        gate_temperature: as in ``MMoE``.
+        gate_hidden_units: as in ``MMoE``.
+        activation: as in ``MMoE``.
+        dropout: as in ``MMoE``.
+        output_dims: as in ``MMoE``.
     """
 
     has_gates = True
@@ -248,8 +255,12 @@ class CGC(PLE):
         share_num: shared experts.
         task_expert_hidden_units: each task expert's MLP widths.
         share_expert_hidden_units: each shared expert's MLP widths.
-        tower_hidden_units, gate_temperature, gate_hidden_units, activation, dropout, output_dims:
-            as in :class:`PLE`.
+        tower_hidden_units: as in :class:`PLE`.
+        gate_temperature: as in :class:`PLE`.
+        gate_hidden_units: as in :class:`PLE`.
+        activation: as in :class:`PLE`.
+        dropout: as in :class:`PLE`.
+        output_dims: as in :class:`PLE`.
     """
 
     def __init__(

@@ -17,7 +17,8 @@ class SharedBottom(Architecture):
         task_names: the tasks.
         bottom_hidden_units: shared MLP widths.
         tower_hidden_units: per-task tower MLP widths.
-        activation, dropout: as in ``MLP``.
+        activation: as in ``MLP``.
+        dropout: as in ``MLP``.
         output_dims: per-task output widths (see ``Architecture``).
     """
 

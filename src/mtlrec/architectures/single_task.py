@@ -21,7 +21,8 @@ class SingleTask(Architecture):
         task_names: the tasks.
         hidden_units: bottom MLP widths per task.
         tower_hidden_units: tower MLP widths per task.
-        activation, dropout: as in ``MLP``.
+        activation: as in ``MLP``.
+        dropout: as in ``MLP``.
         output_dims: per-task output widths (see ``Architecture``).
     """
 

@@ -70,7 +70,8 @@ class Sluice(Architecture):
         num_subspaces: S, subspaces per column layer (the paper uses 2).
         self_weight: initial diagonal of every α.
         orthogonality_strength: weight of the subspace orthogonality penalty.
-        activation, dropout: as in ``MLP``.
+        activation: as in ``MLP``.
+        dropout: as in ``MLP``.
         output_dims: per-task output widths (see ``Architecture``).
     """
 

@@ -51,7 +51,8 @@ class L2SoftSharing(Architecture):
         tower_hidden_units: tower MLP widths, or {task: widths} (see ``make_towers``).
         l2_strength: λ; 0 turns the penalty off (``auxiliary_loss`` returns None, as it does when
             ``hidden_units`` is empty and there is nothing to tie).
-        activation, dropout: as in ``MLP``.
+        activation: as in ``MLP``.
+        dropout: as in ``MLP``.
         output_dims: per-task output widths (see ``Architecture``).
     """
 

@@ -141,7 +141,8 @@ class StarFCN(nn.Module):
         input_dim: D.
         hidden_units: widths of the layers; empty means identity.
         num_domains: P.
-        activation, dropout: as in ``MLP``.
+        activation: as in ``MLP``.
+        dropout: as in ``MLP``.
     """
 
     def __init__(
@@ -195,7 +196,8 @@ class STAR(Architecture):
         domain_embedding_dim: width of the auxiliary network's domain embedding.
         momentum: of the normalisation's moving averages.
         norm_statistics: "domain" or "batch": training statistics of ``PartitionedNorm``.
-        activation, dropout: as in ``MLP``.
+        activation: as in ``MLP``.
+        dropout: as in ``MLP``.
         output_dims: per-task output widths (see ``Architecture``).
     """
 

@@ -36,7 +36,8 @@ class STEM(Architecture):
         expert_hidden_units: each expert's MLP widths.
         tower_hidden_units: per-task tower widths.
         gate_hidden_units: MLP widths inside each gate (empty: linear).
-        activation, dropout: as in ``MLP``.
+        activation: as in ``MLP``.
+        dropout: as in ``MLP``.
         output_dims: per-task output widths (see ``Architecture``).
     """
 

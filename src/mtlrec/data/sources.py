@@ -43,7 +43,8 @@ class InMemorySource:
         data: the encoded split.
         batch_size: the global batch (summed over ranks).
         seed: the run's seed.
-        rank, world_size: this process's place among the data-parallel ranks.
+        rank: this process's place among the data-parallel ranks.
+        world_size: this process's place among the data-parallel ranks.
     """
 
     def __init__(self, data: EncodedData, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):

@@ -41,7 +41,8 @@ class StreamSettings:
         prefetch_batches: batches prepared ahead in the background thread (0: no thread).
         read_batch_rows: rows per record batch read from disk.
         csv: CSV parsing options.
-        rank, world_size: this process's place among the data-parallel ranks.
+        rank: this process's place among the data-parallel ranks.
+        world_size: this process's place among the data-parallel ranks.
     """
 
     batch_size: int

@@ -33,7 +33,8 @@ class SeedSummary:
         n: number of values.
         mean: their mean.
         std: sample standard deviation (ddof=1); NaN when n < 2.
-        ci_low, ci_high: ``mean ∓ t_{(1+c)/2, n−1} · std / √n``; NaN when n < 2.
+        ci_low: ``mean ∓ t_{(1+c)/2, n−1} · std / √n``; NaN when n < 2.
+        ci_high: ``mean ∓ t_{(1+c)/2, n−1} · std / √n``; NaN when n < 2.
     """
 
     n: int
@@ -49,7 +50,8 @@ class Gain:
 
     Attributes:
         gain: PLE Eq. 11, ``M_MTL − M_single`` (sign flipped when lower is better).
-        ci_low, ci_high: Welch t interval of the gain; NaN when either side has fewer than 2 values.
+        ci_low: Welch t interval of the gain; NaN when either side has fewer than 2 values.
+        ci_high: Welch t interval of the gain; NaN when either side has fewer than 2 values.
         df: Welch–Satterthwaite degrees of freedom (inf when both standard deviations are 0, in which
             case the interval is the point ``[gain, gain]``).
     """

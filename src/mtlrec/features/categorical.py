@@ -20,7 +20,9 @@ class CategoricalEncoder(Encoder):
         column: the source column (default: ``name``).
         table: the embedding table (default: ``name``); features naming the same table share it.
         vocabulary: the table's vocabulary when shared; else one is made from the options below.
-        min_count, max_vocab_size, hash_buckets: as in :class:`~mtlrec.features.vocabulary.Vocabulary`.
+        min_count: as in :class:`~mtlrec.features.vocabulary.Vocabulary`.
+        max_vocab_size: as in :class:`~mtlrec.features.vocabulary.Vocabulary`.
+        hash_buckets: as in :class:`~mtlrec.features.vocabulary.Vocabulary`.
     """
 
     kind = "categorical"

@@ -27,7 +27,11 @@ class CrossEncoder(CategoricalEncoder):
     Args:
         name: the feature (and input) name.
         columns: the crossed columns (two or more).
-        table, vocabulary, min_count, max_vocab_size, hash_buckets: as in ``CategoricalEncoder``.
+        table: as in ``CategoricalEncoder``.
+        vocabulary: as in ``CategoricalEncoder``.
+        min_count: as in ``CategoricalEncoder``.
+        max_vocab_size: as in ``CategoricalEncoder``.
+        hash_buckets: as in ``CategoricalEncoder``.
     """
 
     kind = "cross"

@@ -45,12 +45,14 @@ class LabelRule:
 class BinaryLabel(LabelRule):
     """Binary target from listed values or a threshold.
 
+    With none of ``positive``, ``negative`` and ``threshold``, the column must hold 0/1 (or
+    true/false) numbers.
+
     Args:
         positive: values meaning 1 (compared as text, after stripping). Without ``negative``, every
             other value means 0.
         negative: values meaning 0; with it, a value in neither list is an error.
         threshold: 1 when the numeric value is greater than it, else 0.
-        With none of these, the column must hold 0/1 (or true/false) numbers.
     """
 
     def __init__(

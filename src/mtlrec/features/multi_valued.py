@@ -38,7 +38,11 @@ class MultiValuedEncoder(Encoder):
         separator: between values in the text form.
         kv_separator: between a value and its weight, or None for unweighted lists.
         max_length: L, or None to take the longest training list.
-        table, vocabulary, min_count, max_vocab_size, hash_buckets: as in ``CategoricalEncoder``.
+        table: as in ``CategoricalEncoder``.
+        vocabulary: as in ``CategoricalEncoder``.
+        min_count: as in ``CategoricalEncoder``.
+        max_vocab_size: as in ``CategoricalEncoder``.
+        hash_buckets: as in ``CategoricalEncoder``.
     """
 
     kind = "multi_valued"

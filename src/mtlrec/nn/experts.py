@@ -25,7 +25,8 @@ class ParallelExperts(nn.Module):
         input_dim: D.
         num_experts: E.
         hidden_units: widths of each expert's layers (non-empty).
-        activation, dropout: as in ``MLP``.
+        activation: as in ``MLP``.
+        dropout: as in ``MLP``.
     """
 
     def __init__(

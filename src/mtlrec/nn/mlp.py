@@ -51,7 +51,8 @@ class Tower(nn.Module):
     Args:
         input_dim: D.
         hidden_units: MLP widths before the head.
-        activation, dropout: as in :class:`MLP`.
+        activation: as in :class:`MLP`.
+        dropout: as in :class:`MLP`.
         output_dim: 1 for a (B,) output, C ≥ 2 for (B, C) class logits.
     """
 

@@ -17,7 +17,9 @@ class RowSparseAdam(torch.optim.Optimizer):
 
     Args:
         params: embedding tables (V, E).
-        lr, betas, eps: as in Adam.
+        lr: as in Adam.
+        betas: as in Adam.
+        eps: as in Adam.
     """
 
     def __init__(

@@ -3,7 +3,7 @@
 ``load_easyrec_config(path)`` parses a ``*.config`` file of either project with protobuf's own text
 parser over a subset of their schemas declared in :mod:`.schema` (no ``protoc``), and converts it to
 the plain data a YAML config gives, with a list of :class:`Note` saying which fields were mapped
-approximately or ignored. docs/easyrec.md has the mapping table.
+approximately or ignored. docs/guides/easyrec.md has the mapping table.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def easyrec_yaml(path: str | Path, dialect: str | None = None) -> tuple[str, lis
     header = [
         f"Converted from the {dialect_name(dialect)} pipeline config {path.name} by `mtlrec convert`.",
         f"{len(notes) - ignored} field(s) mapped approximately and {ignored} ignored: each is named in a comment "
-        "above the key it concerns (docs/easyrec.md has the mapping).",
+        "above the key it concerns (docs/guides/easyrec.md has the mapping).",
     ]
     return to_yaml(config, notes, header), notes
 

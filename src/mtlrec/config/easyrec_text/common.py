@@ -16,7 +16,7 @@ from mtlrec.config.easyrec_text.nodes import Node, Tracker
 from mtlrec.errors import ConfigError
 
 #: why an unread field is ignored, when the dialect's hints do not name it
-DEFAULT_HINT = "no mtlrec equivalent; remove it, or see docs/easyrec.md"
+DEFAULT_HINT = "no mtlrec equivalent; remove it, or see docs/guides/easyrec.md"
 
 
 def field_hint(hints: dict[str, str], path: str) -> str:

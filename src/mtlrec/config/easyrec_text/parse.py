@@ -105,7 +105,7 @@ def _unknown_field(dialect: str, message_type: str, field: str) -> str:
     )
     return (
         f"{what}; {hint}check the spelling and the dialect, or remove the field "
-        f"(the fields mtlrec reads are listed in docs/easyrec.md)"
+        f"(the fields mtlrec reads are listed in docs/guides/easyrec.md)"
     )
 
 
