@@ -287,6 +287,12 @@ class TrainConfig(Strict):
     )
     warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warm-up steps.")
     weight_decay: float = Field(0.0, ge=0.0, description="Dense parameters only.")
+    embedding_weight_decay: float = Field(
+        0.0,
+        ge=0.0,
+        description="Lazy L2 on the embedding rows each batch touches (λ·e added to their gradient, as "
+        "EasyRec's embedding_regularization penalises looked-up embeddings); untouched rows are left alone.",
+    )
     seed: int = 0
     threads: int | None = Field(None, gt=0, description="torch intra-op threads; default: torch's choice.")
     eval_batch_size: int = Field(16384, gt=0)

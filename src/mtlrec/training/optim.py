@@ -56,6 +56,7 @@ def make_optimizer(
     embedding_lr: float | None = None,
     weight_decay: float = 0.0,
     undecayed_parameters: Iterable[nn.Parameter] = (),
+    embedding_weight_decay: float = 0.0,
 ) -> CompositeOptimizer:
     """Adam/AdamW over dense parameters and row-wise lazy Adam over embedding tables.
 
@@ -63,6 +64,7 @@ def make_optimizer(
     the rows a batch used; a dense Adam step over all embedding rows costs time proportional to the
     table size every batch. ``undecayed_parameters`` (a weighting strategy's learnable weights or
     log-variances) join the dense optimizer without weight decay, which would bias them toward 0.
+    ``embedding_weight_decay`` is the lazy L2 of the rows each batch touches (see ``RowSparseAdam``).
     """
     embedding_parameters = list(embedding_parameters)
     embedding_ids = {id(p) for p in embedding_parameters}
@@ -75,5 +77,7 @@ def make_optimizer(
         )
         optimizers["dense"] = DENSE_OPTIMIZERS[name]([g for g in groups if g["params"]], lr=lr, fused=True)
     if embedding_parameters:
-        optimizers["embedding"] = RowSparseAdam(embedding_parameters, lr=embedding_lr or lr)
+        optimizers["embedding"] = RowSparseAdam(
+            embedding_parameters, lr=embedding_lr or lr, weight_decay=embedding_weight_decay
+        )
     return CompositeOptimizer(optimizers)

@@ -15,11 +15,18 @@ class RowSparseAdam(torch.optim.Optimizer):
     dense arithmetic on the touched rows (U, E) and a scatter, instead of sparse-tensor algebra.
     Gradients from :func:`mtlrec.nn.sparse_lookup.row_sparse_lookup` are already coalesced.
 
+    ``weight_decay`` λ is a lazy L2 penalty: the rows a batch touched get λ·e added to their gradient
+    before the moments (Adam's coupled L2, as ``torch.optim.Adam``'s weight_decay), rows it did not touch
+    are left alone. This is the regularisation of the embedding rows that ranking systems use (EasyRec's
+    ``embedding_regularization`` penalises the looked-up embeddings); a dense decay of every row each step
+    would shrink the rare ids towards 0 between their occurrences.
+
     Args:
         params: embedding tables (V, E).
         lr: as in Adam.
         betas: as in Adam.
         eps: as in Adam.
+        weight_decay: λ ≥ 0, on the touched rows only.
     """
 
     def __init__(
@@ -28,8 +35,11 @@ class RowSparseAdam(torch.optim.Optimizer):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        weight_decay: float = 0.0,
     ):
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:
@@ -45,6 +55,9 @@ class RowSparseAdam(torch.optim.Optimizer):
                 if not (grad.is_coalesced() or bool((rows[1:] > rows[:-1]).all())):
                     grad = grad.coalesce()  # repeated or unsorted rows: sum them first
                     rows, values = grad._indices()[0], grad._values()
+                decay = group.get("weight_decay", 0.0)  # absent from the state of checkpoints written before it
+                if decay:
+                    values = values.add(param.index_select(0, rows), alpha=decay)
                 state = self.state[param]
                 if not state:
                     state["step"] = torch.zeros((), dtype=torch.float64)

@@ -485,7 +485,8 @@ def test_a_constant_learning_rate_and_embedding_regularization():
     train = "train_config { " + ADAM.format(rate="constant_learning_rate { learning_rate: 0.01 }") + " num_steps: 0 }"
     config, notes = convert(easyrec(mmoe() + "\nembedding_regularization: 1e-5", extra=train))
     assert config["train"]["lr"] == 0.01 and config["train"]["optimizer"] == "adam"
-    assert notes["model_config.embedding_regularization"].startswith("ignored: mtlrec applies no penalty")
+    assert config["train"]["embedding_weight_decay"] == pytest.approx(1e-5)
+    assert notes["model_config.embedding_regularization"].startswith("mapped approximately: train.embedding_weight")
 
 
 def test_exponential_decay_keeps_the_initial_rate():

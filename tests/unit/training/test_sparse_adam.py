@@ -92,3 +92,39 @@ def test_distinct_rows_equals_torch_unique(table_rows):
     expected_unique, expected_inverse = torch.unique(rows, return_inverse=True)
     assert torch.equal(unique, expected_unique)
     assert torch.equal(inverse, expected_inverse)
+
+
+def test_weight_decay_on_batches_touching_every_row_is_adams_coupled_l2():
+    """When each batch touches every row, lazy L2 is torch.optim.Adam's weight_decay on the dense gradient."""
+    torch.manual_seed(0)
+    start = torch.randn(6, 3)
+    lazy, dense = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    sparse_opt = RowSparseAdam([lazy], lr=0.05, weight_decay=0.3)
+    dense_opt = torch.optim.Adam([dense], lr=0.05, weight_decay=0.3)
+    for step in range(5):
+        ids = torch.arange(6).roll(step).view(2, 3)  # every row, in a new order each step
+        target = torch.randn(2, 3, 3)
+        for weight, optimizer in ((lazy, sparse_opt), (dense, dense_opt)):
+            optimizer.zero_grad()
+            lookup = row_sparse_lookup(weight, ids) if weight is lazy else torch.nn.functional.embedding(ids, weight)
+            ((lookup - target) ** 2).sum().backward()
+            optimizer.step()
+    torch.testing.assert_close(lazy.detach(), dense.detach())
+
+
+def test_weight_decay_leaves_untouched_rows_alone_and_shrinks_touched_ones():
+    start = torch.randn(8, 2)
+    weight = torch.nn.Parameter(start.clone())
+    optimizer = RowSparseAdam([weight], lr=0.1, weight_decay=1.0)
+    for _ in range(20):
+        optimizer.zero_grad()
+        (row_sparse_lookup(weight, torch.tensor([[1, 4]])) * 0.0).sum().backward()  # only the penalty acts
+        optimizer.step()
+    untouched = [0, 2, 3, 5, 6, 7]
+    torch.testing.assert_close(weight.detach()[untouched], start[untouched])
+    assert (weight.detach()[[1, 4]].abs() < start[[1, 4]].abs()).all()
+
+
+def test_negative_weight_decay_is_refused():
+    with pytest.raises(ValueError, match="weight_decay"):
+        RowSparseAdam([torch.nn.Parameter(torch.zeros(2, 2))], weight_decay=-0.1)

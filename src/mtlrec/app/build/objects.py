@@ -170,6 +170,7 @@ def build_optimizer(config: Config, model: nn.Module, strategy: WeightingStrateg
         train.embedding_lr,
         train.weight_decay,
         strategy.parameters(),
+        train.embedding_weight_decay,
     )
 
 

@@ -18,18 +18,20 @@ from mtlrec.losses import TransformedTarget
 
 
 def test_optimizer_learning_rates_and_weight_decay_reach_the_optimizers(tmp_path):
-    trainer, _ = built_trainer(tmp_path, optimizer="adamw", lr=0.02, embedding_lr=0.3, weight_decay=0.125)
+    trainer, _ = built_trainer(
+        tmp_path, optimizer="adamw", lr=0.02, embedding_lr=0.3, weight_decay=0.125, embedding_weight_decay=0.01
+    )
     dense, embedding = trainer.optimizer.optimizers["dense"], trainer.optimizer.optimizers["embedding"]
     assert type(dense) is torch.optim.AdamW
     assert dense.param_groups[0]["lr"] == 0.02 and dense.param_groups[0]["weight_decay"] == 0.125
-    assert embedding.param_groups[0]["lr"] == 0.3
+    assert embedding.param_groups[0]["lr"] == 0.3 and embedding.param_groups[0]["weight_decay"] == 0.01
 
 
 def test_the_default_optimizer_is_adam_without_decay_and_one_learning_rate(tmp_path):
     trainer, _ = built_trainer(tmp_path, lr=0.02)
     dense, embedding = trainer.optimizer.optimizers["dense"], trainer.optimizer.optimizers["embedding"]
     assert type(dense) is torch.optim.Adam and dense.param_groups[0]["weight_decay"] == 0.0
-    assert embedding.param_groups[0]["lr"] == 0.02
+    assert embedding.param_groups[0]["lr"] == 0.02 and embedding.param_groups[0]["weight_decay"] == 0.0
 
 
 def test_warmup_steps_scale_the_learning_rate_of_the_first_steps(tmp_path):

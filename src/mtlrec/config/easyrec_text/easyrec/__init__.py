@@ -47,7 +47,7 @@ HINTS: dict[str, str] = {
     "separator": "it applies to multi-valued (Tag/Sequence) features only",
     "max_partitions": "embedding tables are not partitioned over parameter servers",
     "ev_params": "embedding variables are not used: tables are fixed-size vocabularies or hash buckets",
-    "embedding_regularization": "mtlrec applies no penalty to embedding rows",
+    "embedding_regularization": "a zero penalty has nothing to map",
     "normalizer_fn": "a Python function: apply it to the column beforehand",
     "combo_join_sep": "it only changes the strings that are hashed",
     "combo_input_seps": "each input of a cross is read as one value",
@@ -90,5 +90,11 @@ def convert(message: Message, conversion: Conversion) -> tuple[dict[str, Any], l
         "train": train,
     }
     if model.get("embedding_regularization") > 0:
-        model.ignore("embedding_regularization", "mtlrec applies no penalty to embedding rows (no equivalent)")
+        train["embedding_weight_decay"] = model.get("embedding_regularization")
+        model.approximate(
+            "embedding_regularization",
+            "train.embedding_weight_decay: a lazy L2 on the rows each batch touches, once per distinct row (EasyRec "
+            "penalises every looked-up embedding, once per occurrence)",
+            "train.embedding_weight_decay",
+        )
     return finish(message, conversion, hint, config)
