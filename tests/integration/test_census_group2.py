@@ -23,11 +23,19 @@ COLLEGE = {
 }
 
 
-@pytest.mark.parametrize("architecture", ARCHITECTURES)
+TWINS = sorted(path.stem for path in (CONFIGS / "group2").glob("*.yaml") if path.stem != "base")
+
+
+def test_every_reproduced_architecture_and_industrial_model_has_a_group_2_twin():
+    assert set(ARCHITECTURES) | {"dbmtl", "pepnet", "adatt", "stem", "home"} <= set(TWINS)
+
+
+@pytest.mark.parametrize("architecture", TWINS)
 def test_group_2_twins_have_group_1_models_and_group_2_tasks(architecture):
     group1 = config_to_dict(load_config(CONFIGS / f"{architecture}.yaml"))
     group2 = config_to_dict(load_config(CONFIGS / "group2" / f"{architecture}.yaml"))
     assert group2["model"] == group1["model"] and group2["features"] == group1["features"]
+    assert group2.get("feature_groups") == group1.get("feature_groups")
     assert group2["data"] == group1["data"]
     assert [task["name"] for task in group2["tasks"]] == ["education", "never_married"]
     assert group2["train"]["early_stopping"]["metric"] == "education.auc"
