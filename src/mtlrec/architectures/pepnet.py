@@ -7,6 +7,7 @@ from torch import nn
 
 from mtlrec.architectures.base import Architecture
 from mtlrec.nn import ACTIVATIONS
+from mtlrec.nn.fields import field_spread
 
 
 class GateNU(nn.Module):
@@ -84,7 +85,7 @@ class PEPNet(Architecture):
         field_dims = list(field_dims) if field_dims is not None else [1] * input_dim
         if sum(field_dims) != input_dim or min(field_dims) < 1:
             raise ValueError(f"field_dims {field_dims} must be positive widths adding up to input_dim {input_dim}")
-        self.register_buffer("field_spread", _spread(field_dims), persistent=False)  # (F, D)
+        self.register_buffer("field_spread", field_spread(field_dims), persistent=False)  # (F, D)
         self.epnet = GateNU(domain_dim + input_dim, len(field_dims), gate_hidden_dim, gate_scale)
         per_task = isinstance(tower_hidden_units, dict)
         self.towers = nn.ModuleDict()
@@ -148,12 +149,3 @@ class PersonalizedTower(nn.Module):
         logits = self.head(hidden)
         return logits.squeeze(-1) if self.squeeze else logits
 
-
-def _spread(field_dims: list[int]) -> torch.Tensor:
-    """The (F, D) 0/1 matrix that copies field f's gate over its columns: (B, F) @ it → (B, D)."""
-    spread = torch.zeros(len(field_dims), sum(field_dims))
-    start = 0
-    for field, width in enumerate(field_dims):
-        spread[field, start : start + width] = 1.0
-        start += width
-    return spread

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mtlrec.nn.fields import field_spread
+
 
 class TaskFeatureGates(nn.Module):
     """A learned gate per task over the fields of the architecture's input ("information selection").
@@ -34,11 +36,7 @@ class TaskFeatureGates(nn.Module):
             raise ValueError(f"sparsity must be >= 0, got {sparsity}")
         self.task_names, self.field_names, self.sparsity = list(task_names), list(field_names), sparsity
         self.logits = nn.Parameter(torch.zeros(len(task_names), len(field_dims)))
-        spread = torch.zeros(len(field_dims), sum(field_dims))
-        edges = torch.tensor([0, *field_dims]).cumsum(0).tolist()
-        for field, (start, stop) in enumerate(zip(edges, edges[1:])):
-            spread[field, start:stop] = 1.0
-        self.register_buffer("spread", spread, persistent=False)  # (F, D)
+        self.register_buffer("spread", field_spread(field_dims), persistent=False)  # (F, D)
 
     def gates(self) -> torch.Tensor:
         """(T, F) gate values in (0, 2)."""

@@ -146,22 +146,33 @@ class GradientWeighting(WeightingStrategy):
         grads = task_gradients(losses, shared)
         direction, weights = self.combine(grads, losses.detach())
         weights = weights.detach().to(losses.dtype)
-        if regularizer is not None and regularizer.requires_grad:
-            direction = direction + flat_gradient(regularizer, shared)
+        parts = direction.split([parameter.numel() for parameter in shared])
+        directions = [part.view_as(parameter) for part, parameter in zip(parts, shared)]
         objective = weighted_objective(weights, losses, regularizer)
-        shared_ids = {id(p) for p in shared}
-        others = [leaf for leaf in graph_leaves(objective) if id(leaf) not in shared_ids]
-        if others:
-            torch.autograd.backward(objective, inputs=others)
-        offset = 0
-        for parameter in shared:
-            part = direction[offset : offset + parameter.numel()].view_as(parameter)
-            offset += parameter.numel()
-            if parameter.grad is None:
-                parameter.grad = part.detach().clone()
-            else:
-                parameter.grad.add_(part)
+        backward_with_shared_directions(objective, shared, directions, regularizer)
         return weights
+
+
+def backward_with_shared_directions(
+    objective: torch.Tensor,
+    shared: Sequence[nn.Parameter],
+    directions: Sequence[torch.Tensor],
+    regularizer: torch.Tensor | None = None,
+) -> None:
+    """Give each shared parameter its direction (+ ∇R of the regularizer) as gradient, and every other leaf of
+    ``objective``'s graph the gradient of ``objective``, without backpropagating into the shared ones again."""
+    if regularizer is not None and regularizer.requires_grad:
+        extra = torch.autograd.grad(regularizer, shared, retain_graph=True, allow_unused=True)
+        directions = [d if g is None else d + g for d, g in zip(directions, extra)]
+    shared_ids = {id(p) for p in shared}
+    others = [leaf for leaf in graph_leaves(objective) if id(leaf) not in shared_ids]
+    if others:
+        torch.autograd.backward(objective, inputs=others)
+    for parameter, direction in zip(shared, directions):
+        if parameter.grad is None:
+            parameter.grad = direction.detach().clone()
+        else:
+            parameter.grad.add_(direction)
 
 
 def weighted_objective(weights: torch.Tensor, losses: torch.Tensor, regularizer: torch.Tensor | None) -> torch.Tensor:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtlrec.weighting.base import WeightingStrategy, graph_leaves, weighted_objective
+from mtlrec.weighting.base import WeightingStrategy, backward_with_shared_directions, weighted_objective
 
 
 class MetaBalance(WeightingStrategy):
@@ -80,18 +80,7 @@ class MetaBalance(WeightingStrategy):
             objective.backward()
             return ones
         directions, weights = self._directions(losses, shared)
-        if regularizer is not None and regularizer.requires_grad:
-            extra = torch.autograd.grad(regularizer, shared, retain_graph=True, allow_unused=True)
-            directions = [d if g is None else d + g for d, g in zip(directions, extra)]
-        shared_ids = {id(p) for p in shared}
-        others = [leaf for leaf in graph_leaves(objective) if id(leaf) not in shared_ids]
-        if others:
-            torch.autograd.backward(objective, inputs=others)
-        for parameter, direction in zip(shared, directions):
-            if parameter.grad is None:
-                parameter.grad = direction.detach().clone()
-            else:
-                parameter.grad.add_(direction)
+        backward_with_shared_directions(objective, shared, directions, regularizer)
         ones[self.auxiliary_tasks] = weights.to(ones)
         return ones
 
