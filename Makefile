@@ -15,14 +15,14 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,serve,report]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,serve,report,tune]"
 	touch $@
 
 # the docs extra on top (mkdocs, Material, mkdocstrings, gen-files)
 docs-venv: $(VENV)/.docs-installed
 
 $(VENV)/.docs-installed: $(VENV)/.installed
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,serve,report,docs]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,serve,report,tune,docs]"
 	touch $@
 
 demo: venv

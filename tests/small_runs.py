@@ -58,8 +58,9 @@ def train_run(tmp_path: Path, config: Path, capsys, *extra: str) -> tuple[int, s
     return run_cli(["train", str(config), "--output", str(tmp_path / "run"), "--no-progress", *extra], capsys)
 
 
-def small_config(train: Path, **train_section) -> Config:
-    """The two-task MMoE config over ``train`` (a quarter held out for validation), with these ``train`` keys."""
+def small_config(train: Path, model: dict | None = None, **train_section) -> Config:
+    """The two-task MMoE config over ``train`` (a quarter held out for validation), with these ``train`` keys
+    (and ``model`` keys replacing the default ones)."""
     return validate_config(
         {
             "data": {"train": str(train), "split": {"source": "train", "fractions": {"valid": 0.25}, "seed": 1}},
@@ -68,17 +69,21 @@ def small_config(train: Path, **train_section) -> Config:
                 {"name": "click", "label": {"column": "click"}},
                 {"name": "buy", "label": {"column": "buy", "positive": ["yes"], "negative": ["no"]}},
             ],
-            "model": {"architecture": "mmoe", "embedding_dim": 4, "params": {"num_experts": 2}},
+            "model": {"architecture": "mmoe", "embedding_dim": 4, "params": {"num_experts": 2}, **(model or {})},
             "train": {"batch_size": 10, **train_section},
         }
     )
 
 
-def built_trainer(tmp_path: Path, **train_section) -> tuple[Trainer, dict]:
-    """The trainer ``mtlrec train`` builds, and its encoded splits: 40 rows (30 train: 3 steps of 10)."""
-    config = small_config(write_csv(tmp_path / "train.csv", good_rows()), **train_section)
-    files = RunFiles(tmp_path / "run")
+def built_trainer(
+    tmp_path: Path, rows: int = 40, model: dict | None = None, run: str = "run", **train_section
+) -> tuple[Trainer, dict]:
+    """The trainer ``mtlrec train`` builds into ``tmp_path/run``, and its encoded splits: by default 40 rows
+    (30 train: 3 steps of 10)."""
+    train = tmp_path / "train.csv"
+    config = small_config(train if train.exists() else write_csv(train, good_rows(rows)), model, **train_section)
+    files = RunFiles(tmp_path / run)
     files.root.mkdir()
     pipeline, data = build.training_data(config, files, resume=False)
-    model = build.build_model(config, pipeline)
-    return build.build_trainer(config, model, pipeline, files, show_progress_bar=False), data
+    network = build.build_model(config, pipeline)
+    return build.build_trainer(config, network, pipeline, files, show_progress_bar=False), data

@@ -30,7 +30,6 @@ EASYREC_NOTES = {
     "eval_input_path": APPROXIMATE,  # the training file: a held-out split instead
     "feature_config.features[9]": IGNORED,  # final_gender_code is in no group, as in EasyRec's samples
     "train_config.optimizer_config[0].adam_optimizer.learning_rate.exponential_decay_learning_rate": APPROXIMATE,
-    "train_config.num_steps": APPROXIMATE,  # → whole epochs
     "model_config.embedding_regularization": APPROXIMATE,  # a lazy L2 on the touched rows
     "model_dir": IGNORED,
     "train_config.sync_replicas": IGNORED,

@@ -181,8 +181,8 @@ def test_selection_uses_the_validation_criterion_and_warns_on_unmet_constraints(
         for name, value in values.items():
             assert final_valid[task][name] == pytest.approx(value, rel=1e-6, abs=1e-9), f"{task}.{name}"
     log = (run / "train.log").read_text()
-    assert "criterion" in log and "no epoch met the selection constraints" in log
-    assert f"selected epoch {best + 1} by the criterion alone" in log
+    assert "criterion" in log and "no evaluation met the selection constraints" in log
+    assert f"selected epoch {best + 1}, step {history[best]['step']} by the criterion alone" in log
 
 
 def test_list_shows_the_metrics(capsys):

@@ -41,7 +41,9 @@ def test_early_stopping_stops_and_a_stopped_run_stays_stopped_on_resume(tmp_path
     run = tmp_path / "run"
     history = json.loads((run / "history.json").read_text())
     assert [record["epoch"] for record in history] == [1, 2]
-    assert "early stopping after epoch 2 (best epoch 1)" in (run / "train.log").read_text()
+    steps = [record["step"] for record in history]
+    expected = f"early stopping after epoch 2, step {steps[1]} (best: epoch 1, step {steps[0]})"
+    assert expected in (run / "train.log").read_text()
     weights, metrics = _sha(run / "model.safetensors"), (run / "metrics.json").read_text()
 
     code, err = train_run(tmp_path, config, capsys, "--resume", "--set", "train.epochs=9")

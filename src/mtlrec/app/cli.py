@@ -1,5 +1,5 @@
 """Command line: ``mtlrec train | evaluate | predict | summarize | compare | reproduce | serve | tune-fusion``,
-``list | schema | data | convert``."""
+``tune | list | schema | data | convert``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 
 from mtlrec.app.experiments.cli import add_experiment_commands
 from mtlrec.app.serving_cli import add_serving_commands
+from mtlrec.app.tune.cli import add_tune_command
 from mtlrec.errors import MtlrecError
 
 log = logging.getLogger("mtlrec")
@@ -25,6 +26,8 @@ OPTIONAL_PACKAGES = {
     "uvicorn": "serve",
     "orjson": "serve",
     "matplotlib": "report",
+    "optuna": "tune",
+    "sklearn": "tune",
 }
 
 
@@ -123,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_convert_command(commands)
     add_experiment_commands(commands)
     add_serving_commands(commands)
+    add_tune_command(commands)
     return parser
 
 

@@ -33,7 +33,7 @@ class RunFiles:
 
     @property
     def checkpoint(self) -> Path:
-        """Last epoch's resumable state (torch, loaded with weights_only=True)."""
+        """The latest evaluation's resumable state (torch, loaded with weights_only=True)."""
         return self.root / "checkpoint.pt"
 
     @property

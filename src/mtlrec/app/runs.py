@@ -149,10 +149,12 @@ def _read_saved_config(files: RunFiles) -> dict[str, Any]:
 def absolute_data_paths(config: Config) -> Config:
     """``config`` with ``data.train``/``valid``/``test`` made absolute (against the working directory), so that
     the run's saved config finds its data from any directory (``mtlrec export`` and ``evaluate`` read it)."""
-    return config.model_copy(update={"data": config.data.model_copy(update=_absolute(config_to_dict(config)["data"]))})
+    files = absolute_data_files(config_to_dict(config)["data"])
+    return config.model_copy(update={"data": config.data.model_copy(update=files)})
 
 
-def _absolute(data: dict[str, Any]) -> dict[str, Any]:
+def absolute_data_files(data: dict[str, Any]) -> dict[str, Any]:
+    """The data section's file keys (train, valid, test) made absolute against the working directory."""
     return {key: os.path.abspath(data[key]) for key in DATA_FILE_KEYS if data.get(key) is not None}
 
 
@@ -160,7 +162,7 @@ def comparable_config(resolved: dict[str, Any]) -> dict[str, Any]:
     """A JSON copy of a resolved config with absolute data paths, for comparing a saved config with the
     current one (a run saved before paths were stored absolute compares equal)."""
     copy = json.loads(json.dumps(resolved))
-    copy.get("data", {}).update(_absolute(copy.get("data", {})))
+    copy.get("data", {}).update(absolute_data_files(copy.get("data", {})))
     return copy
 
 

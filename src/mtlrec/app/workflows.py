@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +37,14 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     show_progress_bar: bool | None = None,
+    on_evaluation: Callable[[dict[str, Any]], None] | None = None,
 ) -> Metrics:
-    """Train the configured model into ``output`` and evaluate its best epoch.
+    """Train the configured model into ``output`` and evaluate its best evaluation's weights.
 
     Returns ``{"valid": {task: {metric: value}}, "test": {...}}`` (splits that exist), also written
     to ``metrics.json``. With ``resume``, training continues from the run's last checkpoint (only
-    ``train.epochs`` may differ from the saved config).
+    ``train.epochs`` may differ from the saved config). ``on_evaluation`` receives every evaluation's
+    history record (``Trainer.fit``).
     """
     build.check_config(config)
     config = absolute_data_paths(config)
@@ -69,7 +71,7 @@ def train(
             )
             model = build.build_model(config, pipeline).to(context.device)
             trainer = build.build_trainer(config, model, pipeline, files, show_progress_bar, context)
-            result = trainer.fit(data["train"], data.get("valid"), resume=resume)
+            result = trainer.fit(data["train"], data.get("valid"), resume=resume, on_evaluation=on_evaluation)
             if context.is_main:
                 load_weights(model, files.weights)
             context.broadcast_module(model)
@@ -81,7 +83,8 @@ def train(
             }
             if context.is_main:
                 write_json(files.metrics, metrics)
-                log.info("best epoch %d; metrics of the best epoch: %s", result.best_epoch + 1, json.dumps(metrics))
+                best = (result.best_epoch + 1, result.best_step)
+                log.info("best: epoch %d, step %d; its metrics: %s", *best, json.dumps(metrics))
                 _write_calibration(files, config, pipeline, model, data)
     return metrics
 

@@ -14,7 +14,7 @@ from mtlrec.config.features import (
     SequenceFeature,
     SequenceFieldConfig,
 )
-from mtlrec.config.loading import apply_override, config_to_dict, load_config, validate_config
+from mtlrec.config.loading import apply_override, config_to_dict, load_config, load_raw_config, validate_config
 from mtlrec.config.models import (
     Config,
     CsvOptions,
@@ -35,6 +35,7 @@ from mtlrec.config.models import (
     TrainConfig,
     WeightingConfig,
 )
+from mtlrec.config.tune import PruningConfig, SearchDimension, TuneConfig
 
 __all__ = [
     "CategoricalFeature",
@@ -61,9 +62,13 @@ __all__ = [
     "GradientReversalConfig",
     "TaskConfig",
     "TrainConfig",
+    "PruningConfig",
+    "SearchDimension",
+    "TuneConfig",
     "WeightingConfig",
     "apply_override",
     "config_to_dict",
     "load_config",
+    "load_raw_config",
     "validate_config",
 ]

@@ -27,13 +27,22 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     Raises:
         ConfigError: unreadable file, bad override, unknown key or wrong type (message names the path).
     """
+    return validate_config(load_raw_config(path, overrides), source=str(path))
+
+
+def load_raw_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The config as plain data before validation: ``extends`` merged (EasyRec converted), overrides applied.
+
+    Raises:
+        ConfigError: unreadable file or bad override.
+    """
     if is_easyrec_config(path):
         raw = load_easyrec_config(path)[0]
     else:
         raw = _read_yaml_with_extends(Path(path), seen=())
     for override in overrides or []:
         apply_override(raw, override)
-    return validate_config(raw, source=str(path))
+    return raw
 
 
 def validate_config(raw: Any, source: str = "config") -> Config:
@@ -105,10 +114,10 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
 
 def _expects_section(parts: list[str]) -> bool:
     """Whether the schema accepts a section (a config model) at the config path ``parts``."""
-    return any(isinstance(tp, type) and issubclass(tp, BaseModel) for tp in _schema_types(parts))
+    return any(isinstance(tp, type) and issubclass(tp, BaseModel) for tp in schema_types(parts))
 
 
-def _schema_types(parts: list[str]) -> list[Any]:
+def schema_types(parts: list[str]) -> list[Any]:
     """The types the :class:`Config` schema allows at a config path, unions flattened; ``[]`` if unknown.
 
     Args:

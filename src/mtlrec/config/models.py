@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from mtlrec.config.base import Strict
 from mtlrec.config.easyrec import translate_task_towers
 from mtlrec.config.features import EVERY_FEATURE, Feature, resolve_groups
+from mtlrec.config.tune import TuneConfig
 
 SplitName = Literal["train", "valid", "test"]
 
@@ -228,6 +229,13 @@ class ModelConfig(Strict):
 
     architecture: str
     embedding_dim: int = Field(16, gt=0, description="Width of every embedding table that sets none of its own.")
+    embedding_dropout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout on the embedded inputs (ids, bags, encoded sequences) while training; the "
+        "architecture's own 'dropout' param covers experts and towers.",
+    )
     input_groups: list[str] | None = Field(
         None,
         description="Feature groups concatenated into the architecture's input, in order; default: every group "
@@ -269,21 +277,38 @@ class EarlyStoppingConfig(Strict):
     )
     constraints: list[str] = Field(
         default_factory=list,
-        description="Conditions on validation metrics, e.g. 'conversion.auc >= 0.8': an epoch that meets them all "
-        "is always preferred to one that does not.",
+        description="Conditions on validation metrics, e.g. 'conversion.auc >= 0.8': an evaluation that meets them "
+        "all is always preferred to one that does not.",
     )
-    patience: int = Field(3, ge=1)
+    patience: int = Field(
+        3, ge=1, description="Evaluations without improvement before stopping (epochs, or train.eval_every_steps)."
+    )
     min_delta: float = Field(0.0, ge=0.0)
 
 
 class TrainConfig(Strict):
     batch_size: int = Field(1024, gt=0)
     epochs: int = Field(10, gt=0)
+    max_steps: int | None = Field(
+        None,
+        gt=0,
+        description="End training after this many steps (batches), even inside an epoch; the learning-rate "
+        "schedule then spans these steps.",
+    )
+    eval_every_steps: int | None = Field(
+        None,
+        gt=0,
+        description="Also evaluate on the validation split every N steps (besides each epoch's end): model "
+        "selection, early stopping (patience counts evaluations) and the resumable checkpoint then work at "
+        "that granularity.",
+    )
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0.0)
     embedding_lr: float | None = Field(None, gt=0.0, description="Sparse Adam on embeddings; default: lr.")
     lr_schedule: Literal["constant", "cosine"] = Field(
-        "constant", description="cosine: decay every learning rate to 0 over all epochs' steps."
+        "constant",
+        description="A function of the global step. cosine: decay every learning rate to 0 over the run's steps "
+        "(all epochs', or max_steps).",
     )
     warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warm-up steps.")
     weight_decay: float = Field(0.0, ge=0.0, description="Dense parameters only.")
@@ -389,6 +414,7 @@ class Config(Strict):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    tune: TuneConfig | None = Field(None, description="The search space of `mtlrec tune` (ignored by training).")
 
     @model_validator(mode="before")
     @classmethod

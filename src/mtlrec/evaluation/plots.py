@@ -25,9 +25,10 @@ def _png(figure: Figure) -> bytes:
 
 
 def learning_curves(
-    task: str, epochs: Sequence[int], train_loss: Sequence[float], valid: Mapping[str, Sequence[float]]
+    task: str, epochs: Sequence[float], train_loss: Sequence[float], valid: Mapping[str, Sequence[float]]
 ) -> bytes:
-    """A task's training loss per epoch, then one panel per validation metric (each on its own scale)."""
+    """A task's training loss per evaluation (x: epochs done), then one panel per validation metric (each on its
+    own scale)."""
     figure = Figure(figsize=(3.4 * (1 + len(valid)), 3.2))
     panels = figure.subplots(1, 1 + len(valid), squeeze=False).ravel()
     panels[0].plot(epochs, train_loss, marker="o")

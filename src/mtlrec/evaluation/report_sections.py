@@ -78,7 +78,7 @@ def overview(run: RunData, baselines: list[RunData]) -> Section:
 
 
 def metrics_table(run: RunData, baselines: list[RunData]) -> Section:
-    section = Section("metrics", "Metrics of the best epoch")
+    section = Section("metrics", "Metrics of the selected model")
     runs = [run, *baselines]
     for split in ("test", "valid"):
         columns = _metric_names([r.metrics.get(split, {}) for r in runs])
@@ -100,7 +100,7 @@ def baseline_bars(run: RunData, baselines: list[RunData]) -> Section:
         section.text("The run has no test or validation metrics to compare.", omitted=True)
         return section
     values = {c: [_metric(r.metrics.get(split, {}), c) for r in runs] for c in columns}
-    section.text(f"Metrics of the best epoch on the {split} split; each panel's axis is zoomed on its values.")
+    section.text(f"Metrics of the selected model on the {split} split; each panel's axis is zoomed on its values.")
     if not baselines:
         section.text("No --baseline runs were given: the chart shows this run alone.")
     section.image("bars", plots.metric_bars([r.name for r in runs], values), f"{split} metrics per run")

@@ -37,7 +37,7 @@ def learning_curves(run: RunData, baselines: list[RunData]) -> Section:
     if not run.history:
         section.text("The run has no history.json epochs.", omitted=True)
         return section
-    epochs = [record["epoch"] for record in run.history]
+    epochs = _epochs_done(run.history)
     for task in run.history[0].get("train_loss", {}):
         loss = [record["train_loss"].get(task, math.nan) for record in run.history]
         names = list(run.history[-1].get("valid", {}).get(task, {}))
@@ -47,8 +47,13 @@ def learning_curves(run: RunData, baselines: list[RunData]) -> Section:
             if isinstance(run.history[-1]["valid"][task][name], (int, float))
         }
         png = plots.learning_curves(task, epochs, loss, valid)
-        section.image(task, png, f"{task}: training loss and validation metrics per epoch")
+        section.image(task, png, f"{task}: training loss and validation metrics per evaluation")
     return section
+
+
+def _epochs_done(history: list[dict[str, Any]]) -> list[float]:
+    """The x of each evaluation: epochs done (fractional with train.eval_every_steps; older runs: the epoch)."""
+    return [record.get("epochs_done", record["epoch"]) for record in history]
 
 
 def _sampled(run: RunData, section: Section, what: str) -> list[dict[str, Any]] | None:
@@ -149,9 +154,9 @@ def loss_weights(run: RunData, baselines: list[RunData]) -> Section:
         series = {task: [r["loss_weights"][task] for r in steps] for task in tasks}
         png = plots.curves(x, series, "loss weights at the sampled steps", "step", "weight")
     elif run.history and "loss_weights" in run.history[0]:
-        x, tasks = [r["epoch"] for r in run.history], list(run.history[0]["loss_weights"])
+        x, tasks = _epochs_done(run.history), list(run.history[0]["loss_weights"])
         series = {task: [r["loss_weights"][task] for r in run.history] for task in tasks}
-        png = plots.curves(x, series, "mean loss weights per epoch", "epoch", "weight")
+        png = plots.curves(x, series, "mean loss weights between evaluations", "epoch", "weight")
     else:
         section.text("No loss weights were recorded.", omitted=True)
         return section

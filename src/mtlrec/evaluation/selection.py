@@ -5,8 +5,8 @@ Metrics are named ``task.metric`` (``click.auc``). Formulas use the safe express
 since its names are plain identifiers, each ``task.metric`` is rewritten to ``task_metric`` (same
 length, so error positions still point into the text as written) before parsing.
 
-A constraint is a condition such as ``conversion.auc >= 0.8``. Selection is lexicographic: an epoch
-meeting every constraint beats any epoch that does not; among epochs on the same side, the criterion
+A constraint is a condition such as ``conversion.auc >= 0.8``. Selection is lexicographic: an evaluation
+meeting every constraint beats any evaluation that does not; among those on the same side, the criterion
 decides. A metric that is NaN (e.g. AUC of a single-class split) makes the criterion NaN (never
 selected) and every comparison with it false (the constraint is not met).
 """
@@ -49,12 +49,12 @@ class MetricFormula:
 
 @dataclass(frozen=True)
 class SelectionCriterion:
-    """What model selection optimises on the validation metrics, and the constraints an epoch should meet.
+    """What model selection optimises on the validation metrics, and the constraints an evaluation should meet.
 
     Attributes:
         criterion: the number to optimise.
         higher_is_better: maximise (True) or minimise it.
-        constraints: conditions; epochs meeting them all are preferred.
+        constraints: conditions; evaluations meeting them all are preferred.
     """
 
     criterion: MetricFormula

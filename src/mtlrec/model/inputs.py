@@ -48,6 +48,8 @@ class ModelInputs(nn.Module):
         dense: the dense inputs ((B,) float values).
         groups: {group: member names}; a member is an embedded input, a dense input or a sequence.
         id_groups: {group: its one id input}, for groups an architecture reads as ids.
+        dropout: dropout probability on the embedded members' values (ids, bags, encoded sequences; not the
+            dense values) while training (Srivastava et al., JMLR 2014).
     """
 
     def __init__(
@@ -58,9 +60,11 @@ class ModelInputs(nn.Module):
         dense: list[str],
         groups: dict[str, list[str]],
         id_groups: dict[str, str] | None = None,
+        dropout: float = 0.0,
     ):
         super().__init__()
         self.embeddings = embeddings
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.sequences = list(sequences)
         self.encoders = nn.ModuleDict(encoders)
         self.dense = list(dense)
@@ -102,10 +106,10 @@ class ModelInputs(nn.Module):
 
         def part(kind: str, names: list[str]) -> torch.Tensor:
             if kind == "embedded":
-                return embedded.side_by_side(names)
+                return self.dropout(embedded.side_by_side(names))
             if kind == "dense":
                 return _columns([inputs[name] for name in names])
-            return encoded[names[0]] if names[0] in encoded else embedded[names[0]]
+            return self.dropout(encoded[names[0]] if names[0] in encoded else embedded[names[0]])
 
         groups = {
             group: side_by_side([part(kind, names) for kind, names in segments], dim=1)

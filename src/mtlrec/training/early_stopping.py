@@ -7,15 +7,18 @@ from typing import Any
 
 
 class EarlyStopping:
-    """Tracks the best value of a criterion and stops after ``patience`` epochs without improvement.
+    """Tracks the best value of a criterion and stops after ``patience`` evaluations without improvement.
 
-    With constraints, epochs compare lexicographically: one that meets the constraints (``feasible``)
+    An evaluation is an epoch's end, or every ``train.eval_every_steps`` steps; each is numbered by its
+    0-based index in the run's history.
+
+    With constraints, evaluations compare lexicographically: one that meets the constraints (``feasible``)
     always beats one that does not; otherwise the values compare (by more than ``min_delta``). A NaN
     value never improves.
 
     Args:
         higher_is_better: direction of the metric.
-        patience: epochs without improvement before stopping.
+        patience: evaluations without improvement before stopping.
         min_delta: smallest change that counts as an improvement.
     """
 
@@ -24,12 +27,12 @@ class EarlyStopping:
         self.patience = patience
         self.min_delta = min_delta
         self.best: float | None = None
-        self.best_epoch = -1
+        self.best_index = -1
         self.best_feasible = True
-        self.epochs_without_improvement = 0
+        self.evaluations_without_improvement = 0
 
-    def update(self, value: float, epoch: int, feasible: bool = True) -> bool:
-        """Record an epoch's value and whether it meets the constraints; True when it is the new best."""
+    def update(self, value: float, index: int, feasible: bool = True) -> bool:
+        """Record evaluation ``index``'s value and whether it meets the constraints; True when it is the new best."""
         if math.isnan(value):
             improved = False
         elif self.best is None or feasible != self.best_feasible:
@@ -39,25 +42,28 @@ class EarlyStopping:
         else:
             improved = value < self.best - self.min_delta
         if improved:
-            self.best, self.best_epoch, self.epochs_without_improvement = value, epoch, 0
+            self.best, self.best_index, self.evaluations_without_improvement = value, index, 0
             self.best_feasible = feasible
         else:
-            self.epochs_without_improvement += 1
+            self.evaluations_without_improvement += 1
         return improved
 
     @property
     def should_stop(self) -> bool:
-        return self.epochs_without_improvement >= self.patience
+        return self.evaluations_without_improvement >= self.patience
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "best": self.best,
-            "best_epoch": self.best_epoch,
+            "best_index": self.best_index,
             "best_feasible": self.best_feasible,
-            "epochs_without_improvement": self.epochs_without_improvement,
+            "evaluations_without_improvement": self.evaluations_without_improvement,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.best_epoch = state["best"], state["best_epoch"]
-        self.epochs_without_improvement = state["epochs_without_improvement"]
+        # checkpoints written before step-level evaluation name these by epochs
+        self.best, self.best_index = state["best"], state.get("best_index", state.get("best_epoch"))
+        self.evaluations_without_improvement = state.get(
+            "evaluations_without_improvement", state.get("epochs_without_improvement")
+        )
         self.best_feasible = state.get("best_feasible", True)  # checkpoints from before constraints existed

@@ -23,15 +23,22 @@ class EpochProgress:
         steps: batches in the epoch.
         log_every: steps between log lines when not on a TTY.
         use_bar: show a tqdm bar (default: when stderr is a terminal).
+        first: the step the epoch starts from (a run resumed inside it).
     """
 
-    def __init__(self, epoch: int, epochs: int, steps: int, log_every: int, use_bar: bool | None = None):
+    def __init__(
+        self, epoch: int, epochs: int, steps: int, log_every: int, use_bar: bool | None = None, first: int = 0
+    ):
         self.epoch, self.epochs, self.steps, self.log_every = epoch, epochs, steps, log_every
         use_bar = sys.stderr.isatty() if use_bar is None else use_bar
-        self.bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False) if use_bar else None
+        self.bar = (
+            tqdm(total=steps, initial=first, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False)
+            if use_bar
+            else None
+        )
         self.start = time.perf_counter()
         self.samples = 0
-        self.step = 0
+        self.step = first
 
     def update(self, samples: int, loss: torch.Tensor) -> None:
         """Count one step of ``samples``; ``loss`` (a 0-d tensor) is read only when it is shown."""
@@ -64,3 +71,17 @@ class EpochProgress:
             self.bar.update(self.step - self.bar.n)
             self.bar.close()
         return self.samples_per_second()
+
+
+class StepClock:
+    """Seconds since it started, frozen by ``pause()``: the training time of the steps before an evaluation."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.paused_at: float | None = None
+
+    def pause(self) -> None:
+        self.paused_at = time.perf_counter()
+
+    def seconds(self) -> float:
+        return max((self.paused_at or time.perf_counter()) - self.start, 1e-9)

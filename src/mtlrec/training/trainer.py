@@ -1,10 +1,13 @@
-"""The training loop: epochs of short train steps, validation, early stopping, checkpoints, resume."""
+"""The training loop: epochs of short train steps, validation (per epoch or every N steps), early stopping,
+checkpoints, resume at a step."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +27,8 @@ from mtlrec.training.distributed import DistributedContext, evaluate_sharded
 from mtlrec.training.early_stopping import EarlyStopping
 from mtlrec.training.grad_sync import GradientSync
 from mtlrec.training.optim import CompositeOptimizer
-from mtlrec.training.progress import EpochProgress
+from mtlrec.training.position import LossSums, Position
+from mtlrec.training.progress import EpochProgress, StepClock
 from mtlrec.training.schedule import lr_factor
 from mtlrec.weighting import WeightingStrategy
 
@@ -55,7 +59,13 @@ class TrainingFiles(Protocol):
 
 @dataclass
 class TrainSettings:
-    """Loop settings. ``selection`` is the validation criterion of early stopping/model selection (None: last epoch)."""
+    """Loop settings.
+
+    ``selection`` is the validation criterion of early stopping and model selection (None: the latest
+    evaluation); ``patience`` counts evaluations. ``eval_every_steps`` adds evaluations (and checkpoints)
+    every N global steps to those at each epoch's end; ``max_steps`` ends training (and the learning-rate
+    schedule) after N steps.
+    """
 
     epochs: int
     batch_size: int
@@ -70,13 +80,18 @@ class TrainSettings:
     higher_is_better: bool = True
     show_progress_bar: bool | None = None
     precision: str = "fp32"
+    eval_every_steps: int | None = None
+    max_steps: int | None = None
 
 
 @dataclass
 class TrainResult:
+    """The selected evaluation: its 0-based epoch, criterion value and global step; the whole history."""
+
     best_epoch: int
     best_value: float | None
     history: list[dict[str, Any]] = field(default_factory=list)
+    best_step: int = 0
 
 
 class Trainer:
@@ -127,6 +142,8 @@ class Trainer:
         patience = settings.patience if settings.selection else None
         self.stopper = EarlyStopping(settings.higher_is_better, patience or settings.epochs + 1, settings.min_delta)
         self.history: list[dict[str, Any]] = []
+        self.global_step = 0
+        self.rows_seen = 0  # training rows of every rank up to the latest evaluation
         self.diagnostics = diagnostics
 
     def train_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,28 +175,38 @@ class Trainer:
         """
         self.model.train()
         source = self._source(data)
+        sums = LossSums.zeros(len(self.train_losses), self.device)
+        clock = StepClock()
+        for _, losses, weights, rows in self._steps(source, epoch, 0, self._total_steps(source)):
+            sums.add(losses, weights, rows)
+        means, mean_weights, rows = sums.reduce(self.context)
+        return means, mean_weights, rows / clock.seconds()
+
+    def _steps(
+        self, source: TrainSource, epoch: int, first: int, total_steps: int
+    ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, int]]:
+        """Train on ``epoch``'s batches from its step ``first`` on; yield (step, losses, weights, rows) after each.
+
+        The learning rate follows the schedule over the run's global steps (``self.global_step``), which
+        ends at ``total_steps`` (the last epoch's end, or ``max_steps``).
+        """
         steps = source.steps(epoch)
         progress = EpochProgress(
-            epoch, self.settings.epochs, steps, self.settings.log_every, self.settings.show_progress_bar
+            epoch, self.settings.epochs, steps, self.settings.log_every, self.settings.show_progress_bar, first
         )
-        total = torch.zeros(len(self.train_losses), device=self.device)
-        total_weights = torch.zeros(len(self.train_losses), device=self.device)
-        rows = 0
-        total_steps = steps * self.settings.epochs
-        for step, batch in enumerate(source.epoch(epoch)):
-            self.optimizer.scale_lr(
-                lr_factor(self.settings.lr_schedule, epoch * steps + step, total_steps, self.settings.warmup_steps)
-            )
-            losses, weights = self.train_step(batch)
-            total += losses * len(batch)
-            total_weights += weights.to(total) * len(batch)
-            rows += len(batch)
-            progress.update(len(batch), losses.sum())
-        speed = progress.close()
-        sums = torch.cat([total.double().cpu(), total_weights.double().cpu(), torch.tensor([rows, speed])])
-        sums = self.context.all_reduce_sum(sums.double())
-        count, tasks = max(float(sums[-2]), 1.0), len(self.train_losses)
-        return (sums[:tasks] / count).float(), (sums[tasks : 2 * tasks] / count).float(), float(sums[-1])
+        try:
+            for step, batch in enumerate(itertools.islice(source.epoch(epoch), first, None), start=first):
+                if self.global_step >= total_steps:
+                    return
+                self.optimizer.scale_lr(
+                    lr_factor(self.settings.lr_schedule, self.global_step, total_steps, self.settings.warmup_steps)
+                )
+                losses, weights = self.train_step(batch)
+                self.global_step += 1
+                progress.update(len(batch), losses.sum())
+                yield step, losses, weights, len(batch)
+        finally:
+            progress.close()
 
     def _source(self, data: EncodedData | TrainSource) -> TrainSource:
         if not isinstance(data, EncodedData):
@@ -187,52 +214,135 @@ class Trainer:
         context = self.context
         return InMemorySource(data, self.settings.batch_size, self.settings.seed, context.rank, context.world_size)
 
-    def fit(self, train: EncodedData | TrainSource, valid: EncodedData | None, resume: bool = False) -> TrainResult:
-        """Train for the configured epochs (stopping early on the validation metric); keep the best weights."""
-        start_epoch = self._resume() if resume else 0
+    def _total_steps(self, source: TrainSource) -> int:
+        """The run's last global step: every epoch's steps, capped by ``max_steps``."""
+        steps = sum(source.steps(epoch) for epoch in range(self.settings.epochs))
+        return min(steps, self.settings.max_steps or steps)
+
+    def fit(
+        self,
+        train: EncodedData | TrainSource,
+        valid: EncodedData | None,
+        resume: bool = False,
+        on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+    ) -> TrainResult:
+        """Train for the configured epochs or steps, evaluating at every epoch's end and every
+        ``eval_every_steps`` steps (stopping early on the validation criterion); keep the best weights.
+
+        Args:
+            train: the training split, or a stream of it.
+            valid: the validation split (None: no validation; the latest evaluation counts as the best).
+            resume: continue from the run's checkpoint, written at every evaluation: from the step after it,
+                with the same batches, learning rates and random state as an uninterrupted run.
+            on_evaluation: called with each evaluation's history record after it is saved (a tuner's
+                pruning hook may raise there to end training).
+        """
+        source = self._source(train)
+        position = self._resume(source) if resume else Position()
         if not resume and valid is not None and self.settings.selection is not None:
             self._check_criterion_defined(valid)
         if self.diagnostics is not None:
-            self.diagnostics.begin(train, start_epoch)
-        if self.stopper.should_stop:
-            start_epoch = self.settings.epochs
-        for epoch in range(start_epoch, self.settings.epochs):
-            mean_losses, mean_weights, speed = self.train_epoch(train, epoch)
-            self.strategy.end_epoch(epoch, mean_losses)
-            record: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "train_loss": dict(zip(self.train_losses, mean_losses.tolist())),
-                "loss_weights": dict(zip(self.train_losses, mean_weights.tolist())),
-                "samples_per_second": round(speed, 1),
-            }
-            if valid is not None:
-                record["valid"] = evaluate_sharded(
-                    self.model, valid, self.losses, self.metric_names, self.settings.eval_batch_size, self.context
-                )
-            value, constraints_met = self._selection_value(record)
-            improved = self.stopper.update(value, epoch, constraints_met)
-            undefined = self.stopper.best_epoch < 0  # no epoch had a defined criterion yet: keep the latest
-            if (improved or undefined) and self.context.is_main:
-                save_weights(self.model, self.files.weights)
-            self.history.append(record)
-            self._log_epoch(record, improved)
-            if self.diagnostics is not None:
+            self.diagnostics.begin(train, position.epoch)
+        total_steps = self._total_steps(source)
+        self.global_step = position.global_step
+        stopped = self.stopper.should_stop or self.global_step >= total_steps
+        for epoch in range(position.epoch, self.settings.epochs):
+            if stopped:
+                break
+            resumed = position if epoch == position.epoch else Position(epoch=epoch, global_step=self.global_step)
+            stopped = self._fit_epoch(source, resumed, valid, total_steps, on_evaluation)
+        return self._result()
+
+    def _fit_epoch(
+        self,
+        source: TrainSource,
+        position: Position,
+        valid: EncodedData | None,
+        total_steps: int,
+        on_evaluation: Callable[[dict[str, Any]], None] | None,
+    ) -> bool:
+        """Train one epoch from ``position``, evaluating on the way; True when training should stop."""
+        epoch, steps = position.epoch, source.steps(position.epoch)
+        tasks = len(self.train_losses)
+        epoch_sums = position.epoch_sums or LossSums.zeros(tasks, self.device)
+        window, clock = LossSums.zeros(tasks, self.device), StepClock()
+        self.model.train()
+        for step, losses, weights, rows in self._steps(source, epoch, position.step, total_steps):
+            epoch_sums.add(losses, weights, rows)
+            window.add(losses, weights, rows)
+            epoch_end, last = step + 1 == steps, self.global_step >= total_steps
+            every = self.settings.eval_every_steps
+            if not (epoch_end or last or (every and self.global_step % every == 0)):
+                continue
+            clock.pause()
+            if epoch_end:
+                self.strategy.end_epoch(epoch, epoch_sums.reduce(self.context)[0])
+            record = self._evaluate(window, clock, epoch, (step + 1) / steps, valid)
+            if epoch_end and self.diagnostics is not None:
                 self.diagnostics.end_epoch(record)
             if self.context.is_main:
-                self._save_checkpoint(epoch)
+                next_step = Position(epoch, step + 1, self.global_step, epoch_sums)
+                self._save_checkpoint(Position(epoch + 1, 0, self.global_step) if epoch_end else next_step)
+            if on_evaluation is not None:
+                on_evaluation(record)
             if self.stopper.should_stop:
-                log.info("early stopping after epoch %d (best epoch %d)", epoch + 1, self.stopper.best_epoch + 1)
-                break
+                best = self._best_record()
+                log.info(
+                    "early stopping after epoch %d, step %d (best: epoch %d, step %d)",
+                    epoch + 1, self.global_step, best["epoch"], best["step"],
+                )  # fmt: skip
+                return True
+            window, clock = LossSums.zeros(tasks, self.device), StepClock()
+            self.model.train()
+        return self.global_step >= total_steps
+
+    def _evaluate(
+        self, window: LossSums, clock: StepClock, epoch: int, epoch_share: float, valid: EncodedData | None
+    ) -> dict[str, Any]:
+        """The history record of an evaluation: train losses since the last one, validation metrics, selection."""
+        means, mean_weights, rows = window.reduce(self.context)  # rows: every rank's
+        speed = rows / clock.seconds()
+        self.rows_seen += rows
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": self.global_step,
+            "epochs_done": round(epoch + epoch_share, 4),
+            "rows_seen": self.rows_seen,
+            "train_loss": dict(zip(self.train_losses, means.tolist())),
+            "loss_weights": dict(zip(self.train_losses, mean_weights.tolist())),
+            "samples_per_second": round(speed, 1),
+        }
+        if valid is not None:
+            record["valid"] = evaluate_sharded(
+                self.model, valid, self.losses, self.metric_names, self.settings.eval_batch_size, self.context
+            )
+        value, constraints_met = self._selection_value(record)
+        improved = self.stopper.update(value, len(self.history), constraints_met)
+        undefined = self.stopper.best_index < 0  # no evaluation had a defined criterion yet: keep the latest
+        if (improved or undefined) and self.context.is_main:
+            save_weights(self.model, self.files.weights)
+        self.history.append(record)
+        self._log_evaluation(record, improved)
+        return record
+
+    def _best_record(self) -> dict[str, Any]:
+        return self.history[self.stopper.best_index] if self.stopper.best_index >= 0 else self.history[-1]
+
+    def _result(self) -> TrainResult:
+        if not self.history:
+            return TrainResult(-1, None, self.history)
         if not self.stopper.best_feasible:
             log.warning(
-                "no epoch met the selection constraints (%s); selected epoch %d by the criterion alone",
+                "no evaluation met the selection constraints (%s); selected epoch %d, step %d by the criterion alone",
                 self.settings.selection.describe(),
-                self.stopper.best_epoch + 1,
+                self._best_record()["epoch"],
+                self._best_record()["step"],
             )
-        if self.stopper.best_epoch < 0 and self.history:
-            log.warning("the selection criterion was undefined (NaN) at every epoch; the last epoch's weights are kept")
-            return TrainResult(self.history[-1]["epoch"] - 1, None, self.history)
-        return TrainResult(self.stopper.best_epoch, self.stopper.best, self.history)
+        best = self._best_record()
+        if self.stopper.best_index < 0:
+            log.warning("the selection criterion was undefined (NaN) at every evaluation; the latest weights are kept")
+            return TrainResult(best["epoch"] - 1, None, self.history, best["step"])
+        return TrainResult(best["epoch"] - 1, self.stopper.best, self.history, best["step"])
 
     def _check_criterion_defined(self, valid: EncodedData) -> None:
         """Stop before training when the selection criterion cannot be computed on the validation split.
@@ -261,11 +371,12 @@ class Trainer:
     def _selection_value(self, record: dict[str, Any]) -> tuple[float, bool]:
         """The epoch's criterion value and whether it meets the constraints; records both as ``selection``."""
         if self.settings.selection is None or "valid" not in record:
-            return (float(record["epoch"]) if self.settings.higher_is_better else -float(record["epoch"])), True
+            latest = float(len(self.history))  # without a criterion the latest evaluation is the best
+            return (latest if self.settings.higher_is_better else -latest), True
         record["selection"] = self.settings.selection.evaluate(record["valid"])
         return record["selection"]["criterion"], record["selection"]["constraints_met"]
 
-    def _log_epoch(self, record: dict[str, Any], improved: bool) -> None:
+    def _log_evaluation(self, record: dict[str, Any], improved: bool) -> None:
         losses = " ".join(f"{task}={value:.4f}" for task, value in record["train_loss"].items())
         weights = " ".join(f"{task}={value:.3g}" for task, value in record["loss_weights"].items())
         valid = " ".join(
@@ -277,8 +388,9 @@ class Trainer:
             met = "" if record["selection"]["constraints_met"] else " (constraints not met)"
             valid += f" | criterion {record['selection']['criterion']:.4f}{met}"
         log.info(
-            "epoch %d: train loss %s | loss weights %s | valid %s | %.0f samples/s%s",
+            "epoch %d step %d: train loss %s | loss weights %s | valid %s | %.0f samples/s%s",
             record["epoch"],
+            record["step"],
             losses,
             weights,
             valid or "-",
@@ -286,9 +398,10 @@ class Trainer:
             " | new best" if improved else "",
         )
 
-    def _save_checkpoint(self, epoch: int) -> None:
+    def _save_checkpoint(self, position: Position) -> None:
+        """The resumable state after an evaluation, and the history so far."""
         state = {
-            "epoch": epoch,
+            **position.state_dict(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "strategy": self.strategy.state_dict(),
@@ -300,7 +413,7 @@ class Trainer:
         text, _ = strict_json(self.history)  # an undefined metric is null (the epoch log shows it as nan)
         atomic_write(self.files.history, lambda tmp: tmp.write_text(text))
 
-    def _resume(self) -> int:
+    def _resume(self, source: TrainSource) -> Position:
         state = load_checkpoint(self.files.checkpoint)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -308,5 +421,8 @@ class Trainer:
         self.stopper.load_state_dict(state["early_stopping"])
         torch.set_rng_state(state["torch_rng"])
         self.history = json.loads(state["history"])
-        log.info("resumed from %s after epoch %d", self.files.checkpoint, state["epoch"] + 1)
-        return state["epoch"] + 1
+        self.rows_seen = self.history[-1].get("rows_seen", 0) if self.history else 0
+        position = Position.from_state_dict(state, source.steps, self.device)
+        where = (position.epoch + 1, position.global_step)
+        log.info("resumed from %s at epoch %d, step %d", self.files.checkpoint, *where)
+        return position

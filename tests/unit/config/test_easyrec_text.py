@@ -507,16 +507,21 @@ def test_two_optimizers_give_an_embedding_rate():
     assert "row-sparse Adam" in notes["train_config.optimizer_config[0].adagrad_optimizer"]
 
 
-def test_num_steps_become_epochs_over_the_training_rows(tmp_path):
+def test_num_steps_become_max_steps_with_the_epochs_they_need(tmp_path):
     data = tmp_path / "train.csv.gz"
     with gzip.open(data, "wt") as handle:
         handle.writelines(f"{i % 2},0,u{i},i{i},a|b,{i}\n" for i in range(1000))
     text = easyrec(mmoe(), extra="train_config { num_steps: 47 }").replace('"train.csv"', f'"{data}"')
     config, notes = convert(text)
-    assert config["train"]["epochs"] == 3  # 47 steps of 64 rows over 1000 rows
-    assert notes["train_config.num_steps"].startswith("mapped approximately: 47 steps of 64 rows over 1000 training")
+    assert config["train"]["max_steps"] == 47 and "train_config.num_steps" not in notes  # exact
+    assert config["train"]["epochs"] == 4  # 47 steps of 64 rows need ceil(3008 / 1000) passes
     epochs_too = text.replace("batch_size: 64", "batch_size: 64 num_epochs: 2")
-    assert convert(epochs_too)[0]["train"]["epochs"] == 2  # the sooner limit
+    limits = convert(epochs_too)[0]["train"]
+    assert (limits["epochs"], limits["max_steps"]) == (2, 47)  # whichever comes first, as in EasyRec
+    unreadable = easyrec(mmoe(), extra="train_config { num_steps: 47 }").replace('"train.csv"', '"/nowhere.csv"')
+    config, notes = convert(unreadable)
+    assert config["train"]["max_steps"] == 47 and config["train"]["epochs"] == 1
+    assert "set train.epochs high enough" in notes["train_config.num_steps"]
 
 
 def test_the_best_exporter_selects_the_best_epoch():

@@ -84,14 +84,14 @@ def test_early_stopping_prefers_epochs_meeting_the_constraints():
     steps = [(0.9, False), (0.7, True), (0.95, False), (0.72, True), (0.71, True)]
     improved = [stopper.update(value, epoch, feasible) for epoch, (value, feasible) in enumerate(steps)]
     assert improved == [True, True, False, True, False]
-    assert stopper.best == 0.72 and stopper.best_epoch == 3 and stopper.best_feasible
+    assert stopper.best == 0.72 and stopper.best_index == 3 and stopper.best_feasible
 
 
 def test_early_stopping_without_a_feasible_epoch_picks_by_the_criterion():
     stopper = EarlyStopping(higher_is_better=False, patience=5)
     for epoch, value in enumerate([3.0, 2.0, 2.5]):
         stopper.update(value, epoch, feasible=False)
-    assert stopper.best == 2.0 and stopper.best_epoch == 1 and not stopper.best_feasible
+    assert stopper.best == 2.0 and stopper.best_index == 1 and not stopper.best_feasible
     restored = EarlyStopping(higher_is_better=False, patience=5)
     restored.load_state_dict(stopper.state_dict())
     assert restored.update(9.0, 3, feasible=True)  # the first feasible epoch wins whatever its value

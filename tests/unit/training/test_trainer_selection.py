@@ -31,7 +31,7 @@ def test_a_criterion_undefined_at_every_epoch_keeps_the_last_epochs_weights(tmp_
     trainer.settings.selection = UndefinedAfterStart(selection.criterion, selection.higher_is_better)
     result = trainer.fit(data["train"], data["valid"])
     assert result.best_epoch == 2 and len(result.history) == 3  # the last epoch, 0-based
-    assert "undefined (NaN) at every epoch; the last epoch's weights are kept" in caplog.text
+    assert "undefined (NaN) at every evaluation; the latest weights are kept" in caplog.text
     saved = trainer.model.state_dict()
     load_weights(trainer.model, trainer.files.weights)  # the weights file exists and holds the last epoch
     assert all((saved[name] == value).all() for name, value in trainer.model.state_dict().items())

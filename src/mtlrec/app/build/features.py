@@ -181,7 +181,9 @@ def build_inputs(config: Config, pipeline: FeaturePipeline, id_groups: dict[str,
             parts.encoders[feature.name] = _sequence_encoder(config, index, feature, embeddings)
     groups = {name: members for name, members in config.groups.items() if name not in (id_groups or {})}
     try:
-        return ModelInputs(embeddings, parts.sequences, parts.encoders, parts.dense, groups, id_groups)
+        return ModelInputs(
+            embeddings, parts.sequences, parts.encoders, parts.dense, groups, id_groups, config.model.embedding_dropout
+        )
     except ValueError as exc:
         raise ConfigError(f"feature_groups: {exc}") from None
 

@@ -10,6 +10,7 @@ section readers they share.
 from __future__ import annotations
 
 import gzip
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,41 +179,46 @@ def count_rows(path: str, fmt: str | None, header: bool) -> int | None:
     return lines - int(header)
 
 
-def epochs_from(
+def steps_and_epochs(
     tracker: Tracker, steps: tuple[str, int] | None, epochs: tuple[str, int] | None, batch_size: int, data: dict
-) -> int | None:
-    """``train.epochs`` from the number of steps and/or epochs of the pipeline (the sooner limit wins).
+) -> dict[str, int]:
+    """``train.max_steps`` and ``train.epochs`` from the pipeline's number of steps and/or epochs.
+
+    EasyRec and TorchEasyRec stop at whichever limit comes first, and so does mtlrec: ``num_steps``
+    becomes ``max_steps``, and without ``num_epochs`` the epochs are those the steps need over the
+    training rows (counted in the file).
 
     Args:
         steps: (path, num_steps) when set.
         epochs: (path, num_epochs) when set.
         batch_size: rows per step.
         data: the mtlrec ``data`` section (the training file and its held-out fractions).
+
+    Returns:
+        The keys to set in ``train`` (none when neither limit is given).
     """
-    candidates = [epochs[1]] if epochs else []
-    if steps:
-        path, count = steps
-        rows = count_rows(data["train"], data.get("format"), data.get("csv", {}).get("header", True))
-        if rows is None:
-            tracker.approximate(
-                path,
-                f"{count} steps could not be turned into epochs (the training file is not readable here): "
-                "1 epoch; set train.epochs",
-                "train.epochs",
-            )
-            candidates.append(1)
-        else:
-            held_out = sum((data.get("split") or {}).get("fractions", {}).values())
-            train_rows = max(1, round(rows * (1.0 - held_out)))
-            from_steps = max(1, round(count * batch_size / train_rows))
-            candidates.append(from_steps)
-            tracker.approximate(
-                path,
-                f"{count} steps of {batch_size} rows over {train_rows} training rows ≈ {from_steps} epoch(s); "
-                "mtlrec trains whole epochs",
-                "train.epochs",
-            )
-    return min(candidates) if candidates else None
+    train = {"epochs": epochs[1]} if epochs else {}
+    if not steps:
+        return train
+    path, count = steps
+    train["max_steps"] = count
+    tracker.read.add(path)
+    if epochs:
+        return train
+    rows = count_rows(data["train"], data.get("format"), data.get("csv", {}).get("header", True))
+    if rows is None:
+        tracker.approximate(
+            path,
+            "the training file is not readable here, so the epochs these steps need are unknown: 1 epoch; "
+            "set train.epochs high enough for train.max_steps to be the limit",
+            "train.epochs",
+        )
+        train["epochs"] = 1
+        return train
+    held_out = sum((data.get("split") or {}).get("fractions", {}).values())
+    train_rows = max(1, round(rows * (1.0 - held_out)))
+    train["epochs"] = max(1, math.ceil(count * batch_size / train_rows))
+    return train
 
 
 def eval_split(tracker: Tracker, data: dict[str, Any], eval_path: str | None, path: str) -> None:

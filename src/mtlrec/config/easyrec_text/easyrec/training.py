@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mtlrec.config.easyrec_text.common import batch_sizes, mark_every_field, sparse_adam
-from mtlrec.config.easyrec_text.convert import Conversion, early_stopping, epochs_from
+from mtlrec.config.easyrec_text.convert import Conversion, early_stopping, steps_and_epochs
 from mtlrec.config.easyrec_text.nodes import Node
 
 #: optimizers → mtlrec's (Adam for the ones it lacks)
@@ -31,15 +31,14 @@ def read_train(root: Node, conversion: Conversion, data: dict, tasks: list[dict]
     steps = (node.at("num_steps"), int(node.get("num_steps"))) if node.get("num_steps") else None
     epochs_given = data_config.get("num_epochs")
     epochs = (data_config.at("num_epochs"), int(epochs_given)) if epochs_given else None
-    result = epochs_from(conversion.tracker, steps, epochs, train["batch_size"], data)
-    if result is None:
+    limits = steps_and_epochs(conversion.tracker, steps, epochs, train["batch_size"], data)
+    if not limits:
         node.approximate(
             "num_steps",
             "neither num_steps nor num_epochs is set (EasyRec trains until stopped): mtlrec's default epochs apply",
             "train.epochs",
         )
-    else:
-        train["epochs"] = result
+    train.update(limits)
     if node.get("intra_op_parallelism_threads") > 0:
         train["threads"] = int(node.get("intra_op_parallelism_threads"))
     if node.has("log_step_count_steps"):

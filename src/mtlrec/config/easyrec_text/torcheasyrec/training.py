@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mtlrec.config.easyrec_text.common import batch_sizes, mark_every_field, sparse_adam
-from mtlrec.config.easyrec_text.convert import Conversion, early_stopping, epochs_from
+from mtlrec.config.easyrec_text.convert import Conversion, early_stopping, steps_and_epochs
 from mtlrec.config.easyrec_text.nodes import Node
 
 #: dense optimizers → mtlrec's (Adam for the ones it lacks)
@@ -23,13 +23,12 @@ def read_train(root: Node, conversion: Conversion, data: dict, tasks: list[dict]
     _sparse_optimizer(node.child("sparse_optimizer"), train)
     steps = (node.at("num_steps"), int(node.get("num_steps"))) if node.opt("num_steps") else None
     epochs = (node.at("num_epochs"), int(node.get("num_epochs"))) if node.opt("num_epochs") else None
-    result = epochs_from(conversion.tracker, steps, epochs, train["batch_size"], data)
-    if result is None:
+    limits = steps_and_epochs(conversion.tracker, steps, epochs, train["batch_size"], data)
+    if not limits:
         node.approximate(
             "num_epochs", "neither num_steps nor num_epochs is set: mtlrec's default epochs apply", "train.epochs"
         )
-    else:
-        train["epochs"] = result
+    train.update(limits)
     if node.has("log_step_count_steps"):
         train["log_every"] = int(node.get("log_step_count_steps"))
     precision = node.opt("mixed_precision")
