@@ -119,7 +119,13 @@ def test_a_stopped_search_continues_where_it_stopped(tmp_path, data_file, stop):
     config, output = write_config(tmp_path, data_file, epochs=10), tmp_path / "search"  # trials of seconds
     command = [sys.executable, "-m", "mtlrec", "tune", str(config), "-o", str(output), "--trials", "3"]
     command += ["--set", "train.early_stopping.patience=1000"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # a shell's background job inherits SIGINT ignored, and Python then keeps ignoring it: restore the default
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     checkpoint = output / "trials" / "0001" / "checkpoint.pt"
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
