@@ -124,6 +124,18 @@ def curves(
     return _png(figure)
 
 
+def horizontal_bars(values: Mapping[str, float], title: str, xlabel: str) -> bytes:
+    """One labelled bar per name, the first on top (room left for the labels)."""
+    names = list(values)[::-1]
+    figure = Figure(figsize=(6.4, 0.45 * len(names) + 1.2))
+    axes = figure.subplots()
+    bars = axes.barh(names, [values[name] for name in names], color="C0")
+    axes.bar_label(bars, labels=[f"{values[name]:.2f}" for name in names], fontsize=8)
+    axes.set(title=title, xlabel=xlabel)
+    axes.set_xlim(0, max(values.values(), default=1.0) * 1.15 or 1.0)
+    return _png(figure)
+
+
 def reliability_diagram(
     task: str, mean_predicted: Sequence[float], observed_rate: Sequence[float], count: Sequence[int], split: str
 ) -> bytes:

@@ -266,12 +266,12 @@ class Trainer:
         tasks = len(self.train_losses)
         epoch_sums = position.epoch_sums or LossSums.zeros(tasks, self.device)
         window, clock = LossSums.zeros(tasks, self.device), StepClock()
+        every = self.settings.eval_every_steps
         self.model.train()
         for step, losses, weights, rows in self._steps(source, epoch, position.step, total_steps):
             epoch_sums.add(losses, weights, rows)
             window.add(losses, weights, rows)
             epoch_end, last = step + 1 == steps, self.global_step >= total_steps
-            every = self.settings.eval_every_steps
             if not (epoch_end or last or (every and self.global_step % every == 0)):
                 continue
             clock.pause()

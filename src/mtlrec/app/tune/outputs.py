@@ -12,10 +12,10 @@ from typing import Any
 
 import optuna
 import yaml
-from matplotlib.figure import Figure
 
 from mtlrec.app.tune.space import trial_config, value_of
 from mtlrec.config import Config
+from mtlrec.evaluation.plots import horizontal_bars
 from mtlrec.io import atomic_write
 
 log = logging.getLogger("mtlrec.tune")
@@ -97,24 +97,9 @@ def write_importance(root: Path, study: optuna.Study) -> dict[str, float] | None
     importance = optuna.importance.get_param_importances(study, evaluator=evaluator)
     text = json.dumps(importance, indent=1)
     atomic_write(root / IMPORTANCE_JSON, lambda tmp: tmp.write_text(text))
-    png = importance_chart(importance)
+    png = horizontal_bars(importance, "hyper-parameter importance (fANOVA)", "share of the criterion's variance")
     atomic_write(root / IMPORTANCE_PNG, lambda tmp: tmp.write_bytes(png))
     return importance
-
-
-def importance_chart(importance: dict[str, float]) -> bytes:
-    """A horizontal bar per parameter, the most important on top."""
-    names = list(importance)[::-1]
-    figure = Figure(figsize=(6.4, 0.45 * len(names) + 1.2))
-    axes = figure.subplots()
-    bars = axes.barh(names, [importance[name] for name in names], color="C0")
-    axes.bar_label(bars, labels=[f"{importance[name]:.2f}" for name in names], fontsize=8)
-    axes.set(title="hyper-parameter importance (fANOVA)", xlabel="share of the criterion's variance")
-    axes.set_xlim(0, max(importance.values(), default=1.0) * 1.15 or 1.0)  # room for the labels
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
 
 
 def summary_lines(study: optuna.Study, top: int = 10) -> list[str]:

@@ -92,7 +92,6 @@ def tune(
         if missing > 0:
             log.info("searching: %d trial(s) to run of %d, %d worker(s)", missing, total, workers)
             run_workers(root, total, workers, threads or _threads_per_worker(workers))
-        study = open_study(root, config)
         return _write_results(root, study, base, config, seeds)
 
 
