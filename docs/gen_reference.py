@@ -249,7 +249,8 @@ MANIFEST_KEYS = {
     "created": "UTC time of the export (ISO 8601, seconds).",
     "run": "Name of the exported run directory.",
     "versions": "Versions of mtlrec, torch, numpy, Python, onnx, onnxruntime and pyarrow at export time.",
-    "model": "`format` (`onnx` or `torchscript`), `file`, and the exporter's details (exporter, ONNX opset).",
+    "model": "`format` (`onnx` or `torchscript`), `file`, and the exporter's details (exporter, ONNX opset; "
+    "for a quantized model, `quantization`: method, weight and activation types, layers quantized).",
     "inputs": "The graph's input tensors: name, feature, role (ids, lengths, weights, dense), dtype, shape "
     '(`["batch", ...]`), and the embedding table and its rows for ids.',
     "features": "Each feature: name, kind and raw columns.",
@@ -261,7 +262,13 @@ MANIFEST_KEYS = {
     "classes (multi-class), label_transform (regression labels trained transformed).",
     "fusion": "The fused score: `kind` with `weights`, or `kind: formula` with its `formula`; `output` names it.",
     "parity": "The export-time check of the exported model against the eager one: rows, batch sizes, largest "
-    "absolute and scaled differences, worst output, tolerance, passed.",
+    "absolute and scaled differences, worst output, tolerance (1e-5; looser, declared, for a quantized model), "
+    "passed.",
+    "quantization": "`null` (float32), `int8` (ONNX Runtime dynamic quantization) or `bf16` (TorchScript in "
+    "bfloat16): `mtlrec export --quantize`.",
+    "accuracy": "Held-out figures of the exported and the fp32 eager model on the same rows (the run's test "
+    "split, else validation; `--accuracy-rows`): `rows`, `source`, and per task `metric` (`auc` for binary, "
+    "`accuracy` for multi-class tasks), labelled `rows`, `fp32`, `artifact`; `null` when not measured.",
     "files": "Every other file → the sha256 of its bytes, checked before anything is loaded.",
 }
 

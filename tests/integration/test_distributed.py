@@ -103,7 +103,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "embedding_dim": 4,
             "params": {"num_experts": 2, "expert_hidden_units": [16], "tower_hidden_units": [8]},
         },
-        "train": {"batch_size": 128, "epochs": 2, "lr": 0.01, "threads": 1, "device": "cpu", "early_stopping": None},
+        # fp32: the comparison is at fp32 rounding (bf16's would carry the summation order into 1e-3 differences)
+        "train": {
+            "batch_size": 128, "epochs": 2, "lr": 0.01, "threads": 1, "device": "cpu", "early_stopping": None,
+            "precision": "fp32",
+        },  # fmt: skip
         "diagnostics": {"every_steps": 0},
     }
     (folder / "tiny.yaml").write_text(yaml.safe_dump(config))

@@ -10,8 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from sklearn.metrics import roc_auc_score
 
+from mtlrec.app import build
 from mtlrec.app.cli import main
+from mtlrec.app.runs import load_run
+from mtlrec.data.reading import RawSplit, read_splits
+from mtlrec.export import PARITY_TOLERANCES
 
 CENSUS_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "census"
 
@@ -123,3 +128,55 @@ def test_regression_task_is_exported_in_its_original_unit(census_slice, tmp_path
     np.testing.assert_allclose(exported["dividends"], eager["dividends"], rtol=1e-5, atol=1e-5)
     assert exported["dividends"].max() > 10  # dollars, not the learnt log/standardized space
     np.testing.assert_allclose(exported["score"], exported["income"] * np.log1p(exported["dividends"]), rtol=1e-5)
+
+
+def _held_out(run: Path) -> RawSplit:
+    """The run's test rows as training split them: configs/census splits its test file 1:1 into valid and test."""
+    config, pipeline, _ = load_run(run)
+    files, split = build.data_files(config), build.random_split(config)
+    return read_splits({split.source: files[split.source]}, pipeline, build.read_options(config), split)["test"]
+
+
+def test_int8_export_records_its_auc_and_predicts_through_the_cli(ple_run, tmp_path, capsys):
+    artifact = tmp_path / "int8"
+    assert main(["export", str(ple_run), "--output", str(artifact), "--quantize", "int8"]) == 0
+    printed = capsys.readouterr().out
+    assert "(onnx, int8)" in printed and "on 1000 held-out rows: income auc" in printed
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["quantization"] == "int8" and manifest["parity"]["tolerance"] == PARITY_TOLERANCES["int8"]
+    accuracy, held_out = manifest["accuracy"], _held_out(ple_run)
+    assert accuracy["rows"] == held_out.table.num_rows == 1000 and accuracy["source"] == held_out.source
+
+    rows = tmp_path / "held_out.parquet"
+    pq.write_table(held_out.table, rows)
+    exported = _predict(artifact, rows, tmp_path / "int8.parquet")
+    eager = _predict(ple_run, rows, tmp_path / "run.parquet")
+    for task in ("income", "never_married"):
+        assert np.abs(exported[task] - eager[task]).max() <= PARITY_TOLERANCES["int8"], task
+        figures, labels = accuracy["tasks"][task], held_out.labels[task]
+        present = ~np.isnan(labels)
+        assert figures["metric"] == "auc" and figures["rows"] == int(present.sum())
+        assert figures["artifact"] == pytest.approx(roc_auc_score(labels[present], exported[task][present]))
+        assert figures["fp32"] == pytest.approx(roc_auc_score(labels[present], eager[task][present]), abs=1e-4)
+        assert abs(figures["artifact"] - figures["fp32"]) < 0.002, task
+
+
+def test_bf16_export_is_torchscript_and_bad_combinations_are_messages(ple_run, census_slice, tmp_path, capsys):
+    artifact = tmp_path / "bf16"
+    assert main(["-q", "export", str(ple_run), "--output", str(artifact), "--quantize", "bf16"]) == 0
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["quantization"] == "bf16" and manifest["model"]["file"] == "model.pt"
+    exported = _predict(artifact, census_slice["test"], tmp_path / "bf16.parquet")
+    eager = _predict(ple_run, census_slice["test"], tmp_path / "run.parquet")
+    for task in ("income", "never_married"):
+        assert np.abs(exported[task] - eager[task]).max() <= PARITY_TOLERANCES["bf16"], task
+
+    refused = tmp_path / "refused"
+    base = ["-q", "export", str(ple_run), "--output", str(refused), "--accuracy-rows", "0"]
+    assert main([*base, "--format", "onnx", "--quantize", "bf16"]) == 2
+    assert "--quantize bf16 needs --format torchscript, not onnx" in capsys.readouterr().err
+    assert main([*base, "--format", "torchscript", "--quantize", "int8"]) == 2
+    assert "--quantize int8 needs --format onnx, not torchscript" in capsys.readouterr().err
+    assert not refused.exists()
+    assert main([*base]) == 0
+    assert json.loads((refused / "manifest.json").read_text())["accuracy"] is None

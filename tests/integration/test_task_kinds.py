@@ -161,7 +161,7 @@ def test_bf16_training_learns_like_fp32_and_keeps_fp32_weights(tmp_path, census_
     config = CENSUS_CONFIGS / "mmoe.yaml"
     fp32 = tmp_path / "fp32"
     bf16 = tmp_path / "bf16"
-    assert _train(config, fp32, census_overrides) == 0
+    assert _train(config, fp32, census_overrides + ["train.precision=fp32"]) == 0
     assert _train(config, bf16, census_overrides + ["train.precision=bf16"]) == 0
     results = {run.name: json.loads((run / "metrics.json").read_text())["test"] for run in (fp32, bf16)}
     for task in ("income", "never_married"):

@@ -22,6 +22,20 @@ def add_serving_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--ignore-unknown-columns", action="store_true", help="drop request keys that are not inputs (default: 422)"
     )
+    serve.add_argument(
+        "--max-batch-rows",
+        type=int,
+        metavar="N",
+        help="dynamic batching: score concurrent requests in one model call of up to N candidates; "
+        "0 turns batching off (default 1000)",
+    )
+    serve.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        metavar="MS",
+        help="how long a batch's first request waits for others; 0 merges only requests already waiting, "
+        "adding no latency (default 0)",
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
     serve.set_defaults(handler=_serve)
 
@@ -58,7 +72,12 @@ def add_serving_commands(commands: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from mtlrec.serving.http import serve
 
-    limits = {"max_candidates": args.max_candidates, "max_body_bytes": args.max_body_bytes}
+    limits = {
+        "max_candidates": args.max_candidates,
+        "max_body_bytes": args.max_body_bytes,
+        "max_batch_rows": args.max_batch_rows,
+        "batch_wait_ms": args.batch_wait_ms,
+    }
     serve(
         args.artifact_dir,
         host=args.host,

@@ -321,10 +321,17 @@ class TrainConfig(Strict):
     seed: int = 0
     threads: int | None = Field(None, gt=0, description="torch intra-op threads; default: torch's choice.")
     eval_batch_size: int = Field(16384, gt=0)
-    precision: Literal["fp32", "bf16"] = Field(
-        "fp32",
-        description="bf16: the training forward pass runs under bfloat16 autocast (matmuls in bf16, weights, "
-        "losses and optimizer in fp32); worth it on CPUs with avx512_bf16/AMX. Evaluation stays fp32.",
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="bf16: the training forward pass runs under bfloat16 autocast (matmuls in bf16; weights, "
+        "losses and optimizer in fp32); auto: bf16 where the device computes it natively (a CPU with "
+        "avx512_bf16/AMX, a GPU with bf16), else fp32. Evaluation stays fp32.",
+    )
+    compile: bool | Literal["auto"] = Field(
+        False,
+        description="Compile the architecture and the sequence encoders with torch.compile (forward and "
+        "backward; embedding lookups stay eager). auto: compile when a probe on the first batch shows a "
+        "gain. The first step then takes the compilation (seconds to a minute).",
     )
     early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
     log_every: int = Field(200, gt=0, description="Steps between plain log lines when not on a TTY.")

@@ -1,6 +1,7 @@
 """Parity check: the exported model must give the eager model's outputs on real rows.
 
-The criterion is ``max |exported − eager| / max(1, |eager|) ≤ 1e-5`` over every output: an absolute
+The criterion is ``max |exported − eager| / max(1, |eager|) ≤ 1e-5`` (a quantized model: a looser,
+declared bound, ``mtlrec.export.quantize.PARITY_TOLERANCES``) over every output: an absolute
 difference for scores within [−1, 1] (probabilities), relative for larger values, since float32
 carries about 7 significant digits (a regression score of 3600 s cannot agree to 1e-5 absolutely).
 Both sides must agree on NaN and ±inf. Rows are run in one batch of all rows, one row at a time (the
@@ -82,6 +83,7 @@ def check_parity(
     inputs: Arrays,
     features: Mapping[str, list[str]] | None = None,
     single_rows: int = 32,
+    tolerance: float = TOLERANCE,
 ) -> ParityResult:
     """Compare ``exported`` with ``eager`` on encoded rows (numpy inputs by name, N rows each).
 
@@ -91,6 +93,8 @@ def check_parity(
         inputs: encoded rows.
         features: {feature: its input names}; features alternate as shared (one row) in two extra runs.
         single_rows: how many of the first rows also run one at a time.
+        tolerance: the bound on the scaled difference (looser for a quantized model, see
+            :data:`mtlrec.export.quantize.PARITY_TOLERANCES`).
     """
     rows = len(next(iter(inputs.values())))
     names = eager.output_names
@@ -108,7 +112,7 @@ def check_parity(
         outputs = exported.run(given)
         reference = eager.score({name: torch.from_numpy(value) for name, value in reference_inputs.items()})
         if len(outputs) != len(names):
-            return ParityResult(rows, [rows, 1], float("inf"), float("inf"), "(output count)")
+            return ParityResult(rows, [rows, 1], float("inf"), float("inf"), "(output count)", tolerance=tolerance)
         for name, output in zip(names, outputs):
             absolute, scaled = differences(output, reference[name].numpy())
             worst_abs = max(worst_abs, absolute)
@@ -116,7 +120,7 @@ def check_parity(
                 worst_scaled, worst_output = scaled, name
     batch_sizes = [rows] + ([1] if single_rows and rows else [])
     shared_runs = len([s for s in shared if s])
-    return ParityResult(rows, batch_sizes, worst_abs, worst_scaled, worst_output, shared_runs)
+    return ParityResult(rows, batch_sizes, worst_abs, worst_scaled, worst_output, shared_runs, tolerance)
 
 
 def _rows(inputs: Arrays, start: int, stop: int) -> Arrays:

@@ -11,7 +11,7 @@ broadcast to the candidates' N rows here, after their lookup and encoding.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -99,10 +99,18 @@ class ModelInputs(nn.Module):
     def embedding_parameters(self) -> list[nn.Parameter]:
         return self.embeddings.embedding_parameters()
 
-    def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """{group: (N, D_g) float tensor} and {id group: (N,) int64}, N the most rows of any input."""
+    def forward(
+        self, inputs: Mapping[str, torch.Tensor], encoders: Mapping[str, Callable[..., torch.Tensor]] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """{group: (N, D_g) float tensor} and {id group: (N,) int64}, N the most rows of any input.
+
+        ``encoders``: stand-ins for the sequence encoders (compiled ones, in a training step).
+        """
         embedded = self.embeddings(inputs)
-        encoded = {sequence.name: self._encode(sequence, embedded, inputs) for sequence in self.sequences}
+        encoded = {
+            sequence.name: self._encode(sequence, embedded, inputs, (encoders or self.encoders)[sequence.name])
+            for sequence in self.sequences
+        }
 
         def part(kind: str, names: list[str]) -> torch.Tensor:
             if kind == "embedded":
@@ -120,10 +128,9 @@ class ModelInputs(nn.Module):
         return {group: expand_rows(tensor, rows) for group, tensor in groups.items()}
 
     def _encode(
-        self, sequence: SequenceInput, embedded: Embeddings, inputs: Mapping[str, torch.Tensor]
+        self, sequence: SequenceInput, embedded: Embeddings, inputs: Mapping[str, torch.Tensor], encoder
     ) -> torch.Tensor:
         """A sequence through its encoder: over its valid positions only when gathered jagged, else padded."""
-        encoder = self.encoders[sequence.name]
         query = side_by_side([embedded[name] for name in sequence.query], dim=1) if sequence.query else None
         jagged = [embedded.jagged(name) for name in sequence.fields]
         if all(part is not None for part in jagged) and hasattr(encoder, "forward_jagged"):

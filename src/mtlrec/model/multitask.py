@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from mtlrec.architectures import Architecture
+from mtlrec.model.compiled import CompiledModel, compile_model
 from mtlrec.model.inputs import ModelInputs
 from mtlrec.model.selection import TaskFeatureGates
 from mtlrec.nn.broadcast import common_rows, expand_rows, side_by_side
@@ -58,8 +59,24 @@ class MultiTaskModel(nn.Module):
         self.input_groups = list(input_groups)
         self.role_groups = roles
 
-    def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        groups = self.inputs(inputs)
+    def forward(
+        self, inputs: Mapping[str, torch.Tensor], compiled: CompiledModel | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``compiled``: compiled stand-ins for the architecture and sequence encoders (a training step's)."""
+        x, roles = self.architecture_inputs(inputs, compiled)
+        architecture = self.architecture if compiled is None else compiled.architecture
+        outputs = architecture(x, **roles)
+        if self.feature_gates is None:
+            return outputs
+        num_tasks = len(self.task_names)
+        return {task: outputs[task].unflatten(0, (num_tasks, -1))[index] for index, task in enumerate(self.task_names)}
+
+    def architecture_inputs(
+        self, inputs: Mapping[str, torch.Tensor], compiled: CompiledModel | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """What the architecture reads: x ((B, D); (B, 1 + T, D) with per-task embeddings; (T · B, D) with
+        feature gates, task-major) and {role: tensor} (repeated T times with feature gates)."""
+        groups = self.inputs(inputs, None if compiled is None else compiled.encoders)
         x = self._input(groups)
         roles = {role: groups[group] for role, group in self.role_groups.items()}
         if self.task_inputs:
@@ -67,11 +84,10 @@ class MultiTaskModel(nn.Module):
             rows = common_rows(copies)
             x = torch.stack([expand_rows(copy, rows) for copy in copies], dim=1)  # (B, 1 + T, D)
         if self.feature_gates is None:
-            return self.architecture(x, **roles)
+            return x, roles
         num_tasks = len(self.task_names)
         gated = self.feature_gates(x).flatten(0, 1)  # (T · B, D), task-major
-        outputs = self.architecture(gated, **{role: torch.cat([value] * num_tasks) for role, value in roles.items()})
-        return {task: outputs[task].unflatten(0, (num_tasks, -1))[index] for index, task in enumerate(self.task_names)}
+        return gated, {role: torch.cat([value] * num_tasks) for role, value in roles.items()}
 
     def _input(self, groups: dict[str, torch.Tensor]) -> torch.Tensor:
         return side_by_side([groups[name] for name in self.input_groups], dim=1)
@@ -109,6 +125,10 @@ class MultiTaskModel(nn.Module):
     def architectures(self) -> list[Architecture]:
         return [self.architecture]
 
+    def compile_parts(self) -> CompiledModel:
+        """Compiled stand-ins for the architecture and sequence encoders, for ``forward(..., compiled=)``."""
+        return compile_model(self)
+
 
 class IndependentTaskModels(nn.Module):
     """T single-task models side by side, each with its own embeddings: the single-task baseline.
@@ -122,10 +142,12 @@ class IndependentTaskModels(nn.Module):
         self.models = nn.ModuleDict(models)
         self.task_names = list(models)
 
-    def forward(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(
+        self, inputs: Mapping[str, torch.Tensor], compiled: CompiledModel | None = None
+    ) -> dict[str, torch.Tensor]:
         outputs: dict[str, torch.Tensor] = {}
-        for model in self.models.values():
-            outputs.update(model(inputs))
+        for task, model in self.models.items():
+            outputs.update(model(inputs, None if compiled is None else compiled.parts[task]))
         return outputs
 
     def embedding_parameters(self) -> list[nn.Parameter]:
@@ -147,3 +169,7 @@ class IndependentTaskModels(nn.Module):
 
     def architectures(self) -> list[Architecture]:
         return [model.architecture for model in self.models.values()]
+
+    def compile_parts(self) -> CompiledModel:
+        """Compiled stand-ins for each task model's architecture and sequence encoders."""
+        return compile_model(self)

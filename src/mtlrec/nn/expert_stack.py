@@ -21,7 +21,8 @@ _threshold_backward_into = torch.ops.aten.threshold_backward.grad_input
 
 
 class _ExpertStack(torch.autograd.Function):
-    """Forward and backward of ``expert_stack`` for ReLU experts without dropout (first-order only)."""
+    """Forward and backward of ``expert_stack`` for ReLU experts without dropout (first-order only), in the
+    inputs' dtype (fp32, or bf16 under autocast)."""
 
     @staticmethod
     def forward(ctx, x, num_experts, num_side, first_weight, first_bias, *later):
@@ -191,23 +192,30 @@ def expert_stack(
     Returns:
         (B, E, H) expert outputs (possibly a strided view) and the (B, S) side projections, no activation.
     """
+    device = x.device.type
+    autocast = torch.is_autocast_enabled(device)
     fused = (
         torch.is_grad_enabled()
         and type(activation) is nn.ReLU
         and not (isinstance(dropout, nn.Dropout) and dropout.training and dropout.p > 0)
-        and not torch.is_autocast_enabled(x.device.type)
+        and not (autocast and torch.get_autocast_dtype(device) != torch.bfloat16)
         and not torch.jit.is_tracing()
         and not torch.jit.is_scripting()
+        and not torch.compiler.is_compiling()  # inductor fuses the eager formulas itself
         and not torch._C._are_functorch_transforms_active()  # vmap / torch.func use autograd's backward
     )
     if not fused:
         layers = (first_weight, first_bias, weights, biases)
         return expert_stack_eager(x, num_experts, *layers, activation, dropout, num_side)
     later = [tensor for pair in zip(weights, biases) for tensor in pair]
+    tensors = (x, first_weight, first_bias, *later)
+    if autocast:  # bf16 autocast: every GEMM in bf16, as autocast would run them; fp32 gradients for fp32 inputs
+        tensors = tuple(tensor.to(torch.bfloat16) for tensor in tensors)
     # every input enters through a view: the engine can tell whether a view's node runs in the current
     # backward pass, not whether a leaf's does (``_needed_gradients``)
-    x, first_weight, first_bias, *later = (_viewed(t) for t in (x, first_weight, first_bias, *later))
-    return _ExpertStack.apply(x, num_experts, num_side, first_weight, first_bias, *later)
+    x, first_weight, first_bias, *later = (_viewed(t) for t in tensors)
+    with torch.autocast(device, enabled=False):
+        return _ExpertStack.apply(x, num_experts, num_side, first_weight, first_bias, *later)
 
 
 def _viewed(tensor: torch.Tensor) -> torch.Tensor:

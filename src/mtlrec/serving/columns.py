@@ -37,6 +37,33 @@ def to_arrow(values: list[Any], dtype: pa.DataType, where: Callable[[int], str])
     return array
 
 
+def columns_to_arrow(
+    columns: dict[str, list[Any]], dtype: pa.DataType, locate: Callable[[str], Callable[[int], str]]
+) -> dict[str, pa.Array]:
+    """Several columns of one (non-list) type: their values end to end in one pyarrow call, then sliced
+    (a call costs about 5 µs besides its values: 30 columns of 100 values take half the time of 30
+    calls); column by column (:func:`to_arrow`, which names a bad value) when that call fails.
+
+    Args:
+        locate: column name → the JSON path of its value at a row (for errors).
+    """
+    if len(columns) > 1:
+        flat: list[Any] = []
+        for values in columns.values():
+            flat += values
+        try:
+            array = pa.array(flat, type=dtype)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            array = None
+        if array is not None and not (pa.types.is_floating(dtype) and any(map(isinstance, flat, repeat(bool)))):
+            arrays, start = {}, 0
+            for name, values in columns.items():
+                arrays[name] = array.slice(start, len(values))
+                start += len(values)
+            return arrays
+    return {name: to_arrow(values, dtype, locate(name)) for name, values in columns.items()}
+
+
 def lists_to_arrow(values: list[Any], separator: str, where: Callable[[int], str]) -> pa.Array:
     """A list column (``list<string>``): per row a JSON array of strings/integers, its text form, or null."""
     if all(value is None or type(value) is list for value in values):

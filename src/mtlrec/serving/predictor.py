@@ -22,6 +22,7 @@ from mtlrec.errors import DataError, RunDirError
 from mtlrec.export import FEATURES, RUNTIMES, read_manifest
 from mtlrec.features import FeaturePipeline
 from mtlrec.io import CsvFormat, split_text_lists, string_lists
+from mtlrec.serving.lookup import FusedLookup
 
 
 class Predictor:
@@ -42,6 +43,8 @@ class Predictor:
         self.output_names: list[str] = list(manifest["outputs"])
         self.input_names: list[str] = [spec["name"] for spec in manifest["inputs"]]
         self._columns = pipeline.column_types(include_labels=False)
+        self._separators = pipeline.separators()
+        self._fused: FusedLookup | None = None  # built on the first request (serving only)
         self._class_counts = {t["name"]: len(t["classes"]) for t in manifest["tasks"] if t.get("classes")}
 
     @classmethod
@@ -89,7 +92,7 @@ class Predictor:
     @property
     def separators(self) -> dict[str, str]:
         """The separator of each list column's text form (``a|b|c``)."""
-        return self.pipeline.separators()
+        return dict(self._separators)
 
     @property
     def task_names(self) -> list[str]:
@@ -114,14 +117,15 @@ class Predictor:
         Raises:
             DataError: a column is missing, or cannot be read as its type (the message names it).
         """
-        missing = [name for name in self._columns if name not in table.column_names]
+        present = set(table.column_names)  # (``column_names`` builds a new list on every call)
+        missing = [name for name in self._columns if name not in present]
         if missing and required:
             raise DataError(
                 f"{source}: missing column(s) {', '.join(repr(m) for m in missing)}; "
                 f"the model needs {', '.join(self._columns)}"
             )
-        names = [name for name in self._columns if name in table.column_names]
-        separators = self.separators
+        names = [name for name in self._columns if name in present]
+        separators = self._separators
         arrays = [
             _cast(table.column(name), self._columns[name], name, source, separators.get(name, "|")) for name in names
         ]
@@ -148,30 +152,70 @@ class Predictor:
         """Scores of N candidates that share one context row (see :meth:`encode_shared`)."""
         return self.score(self.encode_shared(candidates, context, source), candidates.num_rows)
 
-    def encode_shared(self, candidates: pa.Table, context: pa.Table, source: str = "request") -> dict[str, np.ndarray]:
-        """Inputs of N candidates and one context row (columns given once for all of them).
+    def predict_merged(
+        self, candidates: pa.Table, contexts: pa.Table, owners: np.ndarray, source: str = "request"
+    ) -> dict[str, np.ndarray]:
+        """Scores of the candidates of several requests in one run: candidate i has context row ``owners[i]``.
 
-        A feature whose columns are all in ``context`` is encoded once, and its inputs have one row
-        (the exported graph broadcasts them); any other is encoded per candidate, reading the context's
-        columns repeated.
+        Args:
+            candidates: the N candidates of R requests, one after another.
+            contexts: R rows, one per request: the columns every request gives once.
+            owners: (N,) the context row of each candidate (0 … R-1).
+        """
+        return self.score(self.encode_shared(candidates, contexts, source, owners), candidates.num_rows)
+
+    def encode_shared(
+        self, candidates: pa.Table, context: pa.Table, source: str = "request", owners: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Inputs of N candidates and their context rows (columns given once for all of them).
+
+        The plain vocabulary features are looked up together (:class:`~mtlrec.serving.lookup.FusedLookup`:
+        the same ids, a third of the time for a request's rows). A feature whose columns are all in
+        ``context`` is encoded once per context row: with one row
+        (one request) its inputs keep that one row (the exported graph broadcasts them); with several
+        (requests merged by the server's batcher) each candidate gets its own context row's inputs,
+        picked by ``owners``. Any other feature is encoded per candidate, reading its context columns
+        repeated.
+
+        Args:
+            owners: (N,) the context row of each candidate (default: row 0 for all).
         """
         shared = set(context.column_names)
-        missing = [name for name in self._columns if name not in shared | set(candidates.column_names)]
+        given = shared | set(candidates.column_names)
+        missing = [name for name in self._columns if name not in given]
         if missing:
             raise DataError(f"{source}: missing column(s) {', '.join(repr(m) for m in missing)}")
         context = self.conform(context, source, required=False)
         candidates = self.conform(candidates, source, required=False)
-        repeat = pa.array(np.zeros(candidates.num_rows, dtype=np.int64))
+        owners = np.zeros(candidates.num_rows, dtype=np.int64) if owners is None else np.asarray(owners, np.int64)
+        encoders = self.pipeline.encoders
+        once = [set(encoder.columns()) <= shared for encoder in encoders]
+        repeated = {name for encoder, is_once in zip(encoders, once) if not is_once
+                    for name in encoder.columns() if name in shared}  # context columns a per-candidate feature reads
+        candidates = _with_context_columns(candidates, context, [name for name in self._columns if name in repeated],
+                                           owners)
+        fused = {  # the plain vocabulary features: one lookup for those of the context, one for the others'
+            **self._fused_lookup(context, [e for e, is_once in zip(encoders, once) if is_once]),
+            **self._fused_lookup(candidates, [e for e, is_once in zip(encoders, once) if not is_once]),
+        }
         inputs: dict[str, np.ndarray] = {}
-        for encoder in self.pipeline.encoders:
-            columns = list(encoder.columns())
-            if set(columns) <= shared:
-                inputs.update(encoder.transform(context.select(columns), source))
-                continue
-            own = {name: candidates.column(name) if name not in shared else context.column(name).take(repeat)
-                   for name in columns}
-            inputs.update(encoder.transform(pa.table(own), source))
+        for encoder, is_once in zip(encoders, once):
+            if encoder.name in fused:
+                encoded = {encoder.name: fused[encoder.name]}
+            else:
+                encoded = encoder.transform(context if is_once else candidates, source)  # (reads its own columns)
+            if is_once and context.num_rows > 1:
+                encoded = {k: v[owners] for k, v in encoded.items()}
+            inputs.update(encoded)
         return inputs
+
+    def _fused_lookup(self, table: pa.Table, encoders: list[Any]) -> dict[str, np.ndarray]:
+        """Ids of the features among ``encoders`` that the fused lookup covers (string columns only)."""
+        if self._fused is None:
+            self._fused = FusedLookup(self.pipeline.encoders)
+        types = dict(zip(table.column_names, table.schema.types))
+        covered = [e for e in encoders if self._fused.covers(e) and types.get(e.column) == pa.string()]
+        return self._fused.transform(table, covered)
 
     def score(self, inputs: dict[str, np.ndarray], rows: int | None = None) -> dict[str, np.ndarray]:
         """Outputs of encoded rows (inputs of one row are shared by all), run in slices of at most
@@ -193,6 +237,18 @@ class Predictor:
     def output_shape(self, name: str) -> tuple[int, ...]:
         """Per-row shape of an output: () for a single score, (C,) for a multi-class task's probabilities."""
         return (self._class_counts[name],) if name in self._class_counts else ()
+
+
+def _with_context_columns(candidates: pa.Table, context: pa.Table, names: list[str], owners: np.ndarray) -> pa.Table:
+    """The candidates with these context columns, each candidate's row (``owners``) repeated, in place of
+    any of their own."""
+    if not names:
+        return candidates
+    repeat = pa.array(owners)
+    candidates = candidates.drop_columns([name for name in names if name in candidates.column_names])
+    for name in names:
+        candidates = candidates.append_column(name, context.column(name).take(repeat))
+    return candidates
 
 
 def _cast(column: pa.ChunkedArray, dtype: pa.DataType, name: str, source: str, separator: str = "|") -> pa.ChunkedArray:

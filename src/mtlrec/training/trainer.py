@@ -7,6 +7,7 @@ import itertools
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +23,14 @@ from mtlrec.evaluation.selection import SelectionCriterion
 from mtlrec.io import atomic_write, strict_json
 from mtlrec.losses import Loss, task_losses
 from mtlrec.training.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from mtlrec.training.compilation import CompileReport, compile_for_training, probe_compile
 from mtlrec.training.diagnostics import DiagnosticsRecorder
 from mtlrec.training.distributed import DistributedContext, evaluate_sharded
 from mtlrec.training.early_stopping import EarlyStopping
 from mtlrec.training.grad_sync import GradientSync
 from mtlrec.training.optim import CompositeOptimizer
 from mtlrec.training.position import LossSums, Position
+from mtlrec.training.precision import native_bf16, resolve_precision
 from mtlrec.training.progress import EpochProgress, StepClock
 from mtlrec.training.schedule import lr_factor
 from mtlrec.weighting import WeightingStrategy
@@ -64,7 +67,9 @@ class TrainSettings:
     ``selection`` is the validation criterion of early stopping and model selection (None: the latest
     evaluation); ``patience`` counts evaluations. ``eval_every_steps`` adds evaluations (and checkpoints)
     every N global steps to those at each epoch's end; ``max_steps`` ends training (and the learning-rate
-    schedule) after N steps.
+    schedule) after N steps. ``precision``: ``fp32``, ``bf16`` (autocast of the training forward) or ``auto``
+    (bf16 where the device has it natively); ``compile``: ``true``, ``false`` or ``auto`` (compile when a
+    probe on the first batch shows a gain; see ``training.compilation``).
     """
 
     epochs: int
@@ -80,18 +85,21 @@ class TrainSettings:
     higher_is_better: bool = True
     show_progress_bar: bool | None = None
     precision: str = "fp32"
+    compile: str = "false"
     eval_every_steps: int | None = None
     max_steps: int | None = None
 
 
 @dataclass
 class TrainResult:
-    """The selected evaluation: its 0-based epoch, criterion value and global step; the whole history."""
+    """The selected evaluation: its 0-based epoch, criterion value and global step; the whole history; the
+    precision and compilation the steps ran with (``setup``)."""
 
     best_epoch: int
     best_value: float | None
     history: list[dict[str, Any]] = field(default_factory=list)
     best_step: int = 0
+    setup: dict[str, Any] = field(default_factory=dict)
 
 
 class Trainer:
@@ -136,9 +144,18 @@ class Trainer:
         self.train_losses = {task: loss for task, loss in losses.items() if task not in untrained}
         self.metric_names, self.settings, self.files = metric_names, settings, files
         self.shared_parameters = list(model.shared_parameters())
-        self.bf16 = settings.precision == "bf16"
-        if self.bf16 and self.device.type == "cpu" and not torch.cpu._is_avx512_bf16_supported():
-            log.warning("train.precision bf16: this CPU has no native bf16 (avx512_bf16); expect it to be slower")
+        self.precision = resolve_precision(settings.precision, self.device)
+        self.bf16 = self.precision == "bf16"
+        if self.bf16 and not native_bf16(self.device):
+            log.warning("train.precision bf16: this device has no native bf16 (avx512_bf16); expect it to be slower")
+        if settings.precision == "auto":
+            log.info("train.precision auto: %s on %s", self.precision, self.device)
+        self.compilation = CompileReport(settings.compile)
+        self.compiled: Any = None  # the model's compiled stand-ins (model.compiled.CompiledModel)
+        self.compiled_rows: int | None = None  # the batch size the compiled graphs are for; others run eagerly
+        if settings.compile == "true":
+            self.compiled = compile_for_training(model)
+            self.compilation.compiled, self.compilation.modules = True, self.compiled.names()
         patience = settings.patience if settings.selection else None
         self.stopper = EarlyStopping(settings.higher_is_better, patience or settings.epochs + 1, settings.min_delta)
         self.history: list[dict[str, Any]] = []
@@ -148,10 +165,16 @@ class Trainer:
 
     def train_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step; returns the detached loss vector (T,) and the loss weights used (T,)."""
-        sampled = self.diagnostics is not None and self.diagnostics.start_step()
         batch = batch.to(self.device)
+        if self.compilation.requested == "auto" and self.compilation.eager_ms is None:
+            self._probe_compile(batch)
+        if self.compiled is not None and self.compiled_rows is None:
+            self.compiled_rows = len(batch)
+        started = time.perf_counter()
+        sampled = self.diagnostics is not None and self.diagnostics.start_step()
+        compiled = self.compiled if not sampled and len(batch) == self.compiled_rows else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            logits = self.model(batch.inputs)
+            logits = self.model(batch.inputs) if compiled is None else self.model(batch.inputs, compiled=compiled)
         if self.bf16:
             logits = {task: value.float() for task, value in logits.items()}
         losses = task_losses(logits, batch.labels, self.train_losses, batch.weights)
@@ -166,7 +189,26 @@ class Trainer:
         if self.sync is not None:
             self.sync(len(batch))
         self.optimizer.step()
+        if compiled is not None and self.compilation.compile_seconds is None:
+            self._compiled_first(time.perf_counter() - started)
         return losses.detach(), weights.detach()
+
+    def _compiled_first(self, seconds: float) -> None:
+        """The first compiled step's time: its compilation dominates (the report's compile time)."""
+        self.compilation.compile_seconds = round(seconds, 2)
+        log.info("compiled %s: the first compiled step took %.1f s", ", ".join(self.compilation.modules), seconds)
+
+    def _probe_compile(self, batch: Batch) -> None:
+        """``compile: auto``: time the model eager and compiled on ``batch``; run compiled if it gains."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            self.compilation, self.compiled = probe_compile(self.model, batch.inputs)
+        self.compiled_rows = len(batch)
+        report = self.compilation
+        log.info(
+            "train.compile auto: eager %.2f ms, compiled %.2f ms per forward and backward (compiling took %.1f s): %s",
+            report.eager_ms, report.compiled_ms, report.compile_seconds,
+            "compiled " + ", ".join(report.modules) if report.compiled else "eager",
+        )  # fmt: skip
 
     def train_epoch(self, data: EncodedData | TrainSource, epoch: int) -> tuple[torch.Tensor, torch.Tensor, float]:
         """One pass in a seeded random order; returns mean losses (T,), mean loss weights (T,) and samples/s.
@@ -329,8 +371,9 @@ class Trainer:
         return self.history[self.stopper.best_index] if self.stopper.best_index >= 0 else self.history[-1]
 
     def _result(self) -> TrainResult:
+        setup = {"precision": self.precision, "compile": self.compilation.as_dict()}
         if not self.history:
-            return TrainResult(-1, None, self.history)
+            return TrainResult(-1, None, self.history, setup=setup)
         if not self.stopper.best_feasible:
             log.warning(
                 "no evaluation met the selection constraints (%s); selected epoch %d, step %d by the criterion alone",
@@ -341,8 +384,8 @@ class Trainer:
         best = self._best_record()
         if self.stopper.best_index < 0:
             log.warning("the selection criterion was undefined (NaN) at every evaluation; the latest weights are kept")
-            return TrainResult(best["epoch"] - 1, None, self.history, best["step"])
-        return TrainResult(best["epoch"] - 1, self.stopper.best, self.history, best["step"])
+            return TrainResult(best["epoch"] - 1, None, self.history, best["step"], setup)
+        return TrainResult(best["epoch"] - 1, self.stopper.best, self.history, best["step"], setup)
 
     def _check_criterion_defined(self, valid: EncodedData) -> None:
         """Stop before training when the selection criterion cannot be computed on the validation split.

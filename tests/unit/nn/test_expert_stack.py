@@ -116,10 +116,45 @@ def test_eager_path_serves_inference_other_activations_and_dropout():
     dropout = nn.Dropout(0.5).train()
     outputs, _ = expert_stack(x, 3, first_weight, first_bias, weights, biases, nn.ReLU(), dropout)
     assert outputs.grad_fn.name() != "_ExpertStackBackward"
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.float16):
         single_layer = (first_weight.float(), first_bias.float(), [], [])
         outputs, _ = expert_stack(x.float(), 3, *single_layer, nn.ReLU(), nn.Identity())
     assert outputs.grad_fn.name() != "_ExpertStackBackward"
+
+
+@pytest.mark.parametrize("num_side", [0, 4])
+@pytest.mark.parametrize("hidden_units", [[16], [32, 16], [32, 24, 16]])
+def test_bf16_autocast_runs_the_fused_path_like_autocast_runs_the_eager_one(hidden_units, num_side):
+    """Under bf16 autocast the fused GEMMs run in bf16 (as autocast runs the eager ones) and fp32 leaves get
+    fp32 gradients; both agree to bf16 precision, and both stay near the fp32 function."""
+    inputs = make_inputs(hidden_units, num_side, num_experts=4, batch=64, dim=24)
+    x, first_weight, first_bias, weights, biases = (
+        tensor.detach().float().requires_grad_() if isinstance(tensor, torch.Tensor) else
+        [t.detach().float().requires_grad_() for t in tensor]
+        for tensor in inputs
+    )  # fmt: skip
+    leaves = [x, first_weight, first_bias, *weights, *biases]
+    layers = (x, 4, first_weight, first_bias, weights, biases, nn.ReLU(), nn.Identity(), num_side)
+    results = {}
+    for name, function, enabled in [("fused", expert_stack, True), ("eager", expert_stack_eager, True),
+                                    ("fp32", expert_stack_eager, False)]:  # fmt: skip
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+            outputs, side = function(*layers)
+        loss = outputs.float().square().sum() + side.float().sum()
+        results[name] = (outputs, side, torch.autograd.grad(loss, leaves))
+    assert results["fused"][0].grad_fn.name() == "_ExpertStackBackward"
+    assert results["fused"][0].dtype == results["eager"][0].dtype == torch.bfloat16
+
+    def pairs(name, reference):  # (name's, reference's) outputs, side projections and each leaf's gradient
+        ours, theirs = results[name], results[reference]
+        return [(a.float(), b.float()) for a, b in [*zip(ours[:2], theirs[:2]), *zip(ours[2], theirs[2])] if b.numel()]
+
+    for fused, eager in pairs("fused", "eager"):
+        torch.testing.assert_close(fused, eager, rtol=2e-2, atol=2e-2 * eager.abs().max().item())
+    eager_errors = [(eager - fp32).norm() for eager, fp32 in pairs("eager", "fp32")]
+    for (fused, fp32), eager_error in zip(pairs("fused", "fp32"), eager_errors):  # as far from fp32 as autocast's
+        assert (fused - fp32).norm() <= 1.5 * eager_error + 1e-3 * fp32.norm()
+    assert all(gradient.dtype == torch.float32 for gradient in results["fused"][2])
 
 
 @pytest.mark.parametrize("gate_hidden_units", [[], [6]])

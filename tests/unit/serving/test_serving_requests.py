@@ -113,7 +113,8 @@ def test_missing_columns_are_named_with_the_first_candidate_lacking_them():
     ("document", "status", "field"),
     [
         ([{"item": "a"}], 422, None),
-        ({"candidates": {"item": "a"}}, 422, "candidates"),
+        ({"candidates": "a"}, 422, "candidates"),
+        ({"candidates": {"item": "a"}}, 422, "candidates.item"),  # the columnar form: arrays of values
         ({"context": {}}, 422, "candidates"),
         ({"context": [1], "candidates": []}, 422, "context"),
         ({"candidates": [{"item": "a"}, "b"]}, 422, "candidates[1]"),
@@ -145,3 +146,88 @@ def test_bodies_that_are_not_json_are_400(body, expected):
     with pytest.raises(RequestError) as info:
         decode_json(body)
     assert info.value.status == 400 and expected in info.value.message
+
+
+# the columnar form: "candidates": {column: [one value per candidate]}
+
+ROWS = [
+    {"item": "a", "age": 1.5, "price": 2},
+    {"item": 7, "age": None, "price": 0.5},
+    {"item": None, "age": 40, "price": None},
+]
+
+
+def _columns(rows: list[dict]) -> dict[str, list]:
+    return {name: [row[name] for row in rows] for name in rows[0]}
+
+
+def test_columns_give_the_same_tables_as_rows():
+    context = {"user": "u1", "price": 9.5}
+    by_rows = _read({"context": context, "candidates": ROWS})
+    by_columns = _read({"context": context, "candidates": _columns(ROWS), "request_id": "r"})
+    assert by_columns.columnar and not by_rows.columnar
+    assert by_columns.table.equals(by_rows.table)
+    assert by_columns.context.equals(by_rows.context)  # a column only the context gives stays one row
+    assert by_columns.request_id == "r"
+
+
+def test_a_candidate_column_replaces_the_context_one():
+    context = {"user": "u", "age": 3, "price": 1}
+    parsed = _read({"context": context, "candidates": {"item": ["a", "b"], "age": [None, 5]}})
+    assert parsed.table.column("age").to_pylist() == [None, 5.0]
+    assert parsed.table.column("user").to_pylist() == ["u", "u"]
+
+
+def test_no_columns_is_no_candidates():
+    parsed = _read({"context": {"user": "u", "item": "i", "age": 1, "price": 1}, "candidates": {}})
+    assert parsed.rows == 0 and parsed.columnar
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "field", "expected"),
+    [
+        ("age", [1, 2, "old"], "candidates.age[2]", "a number or null, got a string"),
+        ("age", [1.5, True, 2], "candidates.age[1]", "got a boolean"),
+        ("item", ["a", 1.5, "c"], "candidates.item[1]", "a string, an integer or null, got a number"),
+        ("item", ["a", "b", ["c"]], "candidates.item[2]", "got an array"),
+        ("age", 3, "candidates.age", "expected an array (one value per candidate), got an integer"),
+        ("age", {"0": 1}, "candidates.age", "got an object"),
+    ],
+)
+def test_a_bad_columnar_value_names_its_element(column, values, field, expected):
+    columns = {"item": ["a", "b", "c"], "age": [1, 2, 3], column: values}
+    error = _error({"context": {"user": "u", "price": 1}, "candidates": columns})
+    assert error.status == 422 and error.fields == [field]
+    assert error.message.startswith(field) and expected in error.message
+
+
+def test_unequal_columns_are_named_with_their_lengths():
+    columns = {"item": ["a", "b", "c"], "age": [1, 2], "price": [1, 2, 3]}
+    error = _error({"context": {"user": "u"}, "candidates": columns})
+    assert error.status == 422 and error.fields == ["candidates.age"]
+    assert "unequal lengths (item 3, age 2, price 3)" in error.message
+
+
+def test_missing_and_unknown_columns_in_the_columnar_form():
+    error = _error({"context": {"user": "u"}, "candidates": {"item": ["a"], "age": [1]}})
+    assert error.status == 422 and error.fields == ["candidates.price"] and "missing" in error.message
+    columns = {"item": ["a"], "age": [1], "price": [2], "colour": "x"}
+    document = {"context": {"user": "u", "agee": 1}, "candidates": columns}
+    error = _error(document)
+    assert error.fields == ["context.agee", "candidates.colour"] and "unknown column" in error.message
+    assert _read(document, ignore_unknown=True).table.column("item").to_pylist() == ["a"]
+
+
+def test_too_many_columnar_candidates_is_413():
+    error = _error({"context": {"user": "u", "age": 1, "price": 1}, "candidates": {"item": ["a"] * 11}})
+    assert error.status == 413 and error.fields == ["candidates"] and "11 candidates" in error.message
+
+
+def test_list_columns_in_the_columnar_form():
+    columns = {"user": pa.string(), "tags": pa.list_(pa.string())}
+    reader = RequestReader(columns, 10, separators={"tags": "|"})
+    parsed = reader.read({"candidates": {"user": ["u", "v", "w"], "tags": [["a", 1], "b|c", None]}})
+    assert parsed.table.column("tags").to_pylist() == [["a", "1"], ["b", "c"], None]
+    with pytest.raises(RequestError) as info:
+        reader.read({"candidates": {"user": ["u", "v"], "tags": [["a"], ["b", True]]}})
+    assert info.value.fields == ["candidates.tags[1][1]"]

@@ -203,6 +203,7 @@ def build_trainer(
         higher_is_better=selection.higher_is_better if selection else True,
         show_progress_bar=show_progress_bar,
         precision=config.train.precision,
+        compile=str(config.train.compile).lower(),
         eval_every_steps=config.train.eval_every_steps,
         max_steps=config.train.max_steps,
     )
