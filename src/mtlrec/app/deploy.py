@@ -230,7 +230,7 @@ def _head(path: str | Path, pipeline: FeaturePipeline, options: Any, rows: int =
 
 
 def _sample(table: pa.Table, seed: int) -> pa.Table:
+    """Up to ``PARITY_ROWS`` rows of ``table`` (a seeded sample, in table order)."""
     if table.num_rows <= PARITY_ROWS:
         return table
-    rows = np.sort(np.random.default_rng(seed).choice(table.num_rows, PARITY_ROWS, replace=False))
-    return table.take(pa.array(rows))
+    return table.take(pa.array(_sample_rows(table.num_rows, PARITY_ROWS, seed)))
