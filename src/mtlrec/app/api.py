@@ -52,4 +52,7 @@ def tune(
     """
     from mtlrec.app.tune.search import tune as search
 
-    return search(config_path, output, overrides, trials, workers, threads, seeds, overwrite)
+    return search(
+        config_path, output, overrides=overrides, trials=trials, workers=workers, threads=threads, seeds=seeds,
+        overwrite=overwrite,
+    )
